@@ -1,0 +1,33 @@
+//! The plugins every host has without deploying anything: `echo` and
+//! `counter`, compiled from `guests/` and embedded in the binary.
+
+use crate::sandbox::InstanceMode;
+
+/// A plugin shipped inside the binary.
+#[derive(Clone, Copy, Debug)]
+pub struct BuiltinPlugin {
+    /// The name it is served under.
+    pub name: &'static str,
+    /// The component's bytes.
+    pub wasm: &'static [u8],
+    /// How its instances are reused by default.
+    pub mode: InstanceMode,
+}
+
+/// Returns its payload.
+pub const ECHO: BuiltinPlugin = BuiltinPlugin {
+    name: "echo",
+    wasm: bulkhead_guest_artifacts::ECHO_WASM,
+    mode: InstanceMode::PerRequest,
+};
+
+/// Counts its calls; kept per process, so the count shows how widely an
+/// instance is shared at each isolation level.
+pub const COUNTER: BuiltinPlugin = BuiltinPlugin {
+    name: "counter",
+    wasm: bulkhead_guest_artifacts::COUNTER_WASM,
+    mode: InstanceMode::PerProcess,
+};
+
+/// Every built-in plugin.
+pub const ALL: [BuiltinPlugin; 2] = [ECHO, COUNTER];

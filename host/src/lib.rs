@@ -1,0 +1,17 @@
+//! bulkhead runs tenants' WebAssembly plugins with the bulkhead pattern: every
+//! compartment is a separately supervised worker process, and every call runs
+//! under fuel, memory and wall-clock limits.
+//!
+//! The layers, top to bottom (see `DESIGN.md`):
+//! - [`sandbox`]: one wasmtime engine that validates, precompiles and runs
+//!   plugins under hard limits, turning every guest failure into an
+//!   [`ErrorKind`].
+//! - [`builtin`]: the plugins embedded in the binary.
+//! - [`names`]: the validated tenant names every layer passes around.
+
+pub mod builtin;
+pub mod error_kind;
+pub mod names;
+pub mod sandbox;
+
+pub use error_kind::ErrorKind;

@@ -1,0 +1,5 @@
+//! The `bulkhead` binary.
+
+fn main() {
+    println!("bulkhead {}", env!("CARGO_PKG_VERSION"));
+}

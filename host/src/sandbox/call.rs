@@ -1,0 +1,279 @@
+//! Running one call: a store with the call's limits, a fresh or kept
+//! instance, the handler, and the mapping of every way it can fail onto one
+//! error kind.
+//!
+//! The wall-clock deadline is enforced twice: the epoch callback traps a guest
+//! that is running wasm code (checked every tick of the engine's ticker), and
+//! an async timeout cancels a call that is blocked in a host call (a WASI
+//! sleep or poll), which epochs cannot reach. A store that trapped or was
+//! cancelled is never used again.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::Plugin as PluginWorld;
+use super::bindings::bulkhead::plugin::types::{Error as GuestError, Request as GuestRequest};
+use super::error::CallError;
+use super::plugin::{InstanceMode, Plugin};
+use super::state::{CallState, LogTags, SharedTags};
+use super::{CallLimits, Sandbox, wasi};
+use crate::ErrorKind;
+use crate::names::{Namespace, SessionId};
+
+/// One call's input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The tenant.
+    pub namespace: Namespace,
+    /// The session within the tenant.
+    pub session: SessionId,
+    /// The payload handed to the guest.
+    pub payload: Vec<u8>,
+}
+
+/// A successful call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutput {
+    /// What the guest returned.
+    pub output: Vec<u8>,
+    /// Fuel the call consumed (instantiation included for a fresh instance).
+    pub fuel_consumed: u64,
+    /// Wall-clock time of the call, waiting for a kept instance included.
+    pub duration: Duration,
+}
+
+/// The kept instance of a `per-process` plugin.
+pub(crate) struct Resident {
+    store: Store<CallState>,
+    world: PluginWorld,
+}
+
+/// Tags for stores that serve no tenant (trial instantiation at load).
+pub(crate) fn anonymous_tags() -> SharedTags {
+    Arc::new(Mutex::new(LogTags::new("(loading)".into(), "-".into(), "-".into())))
+}
+
+fn tags_for(plugin: &Plugin, request: &Request) -> LogTags {
+    LogTags::new(
+        plugin.name.clone(),
+        request.namespace.as_str().into(),
+        request.session.as_str().into(),
+    )
+}
+
+/// Summarises a wasmtime error for the caller: the trap or root message,
+/// without the backtrace noise.
+pub(crate) fn describe(err: &wasmtime::Error) -> String {
+    match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => err.root_cause().to_string(),
+    }
+}
+
+/// Maps a failed instantiation or call onto its kind.
+fn classify(err: &wasmtime::Error, memory_refused: bool, limits: &CallLimits) -> CallError {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => CallError::new(
+            ErrorKind::FuelExhausted,
+            format!(
+                "the call used all of its {} units of fuel",
+                limits.fuel.unwrap_or(u64::MAX)
+            ),
+        ),
+        Some(Trap::Interrupt) => timed_out(limits),
+        _ if memory_refused => CallError::new(
+            ErrorKind::MemoryLimit,
+            format!(
+                "the guest tried to grow its memory past the limit of {} bytes ({})",
+                limits.memory,
+                describe(err)
+            ),
+        ),
+        _ => CallError::new(ErrorKind::GuestTrap, describe(err)),
+    }
+}
+
+fn timed_out(limits: &CallLimits) -> CallError {
+    CallError::new(
+        ErrorKind::Timeout,
+        format!("the call ran past its timeout of {} ms", limits.timeout.as_millis()),
+    )
+}
+
+/// The host could not set up the call (its data directory is unusable):
+/// not the guest's fault, and worth retrying once an operator has looked.
+fn host_failure(err: std::io::Error) -> CallError {
+    tracing::error!("cannot prepare a call's /data: {err}");
+    CallError::new(
+        ErrorKind::WorkerUnavailable,
+        format!("the host cannot prepare {}: {err}", wasi::GUEST_DATA_DIR),
+    )
+}
+
+fn guest_error(err: GuestError) -> CallError {
+    let message = match err {
+        GuestError::InvalidInput(msg) => format!("invalid input: {msg}"),
+        GuestError::Failed(msg) => msg,
+    };
+    CallError::new(ErrorKind::GuestError, message)
+}
+
+impl Sandbox {
+    /// Runs `request` through `plugin` under `limits`.
+    pub async fn call(&self, plugin: &Plugin, request: Request, limits: &CallLimits) -> Result<CallOutput, CallError> {
+        if let Some(bound) = self.bound_namespace()
+            && *bound != request.namespace
+        {
+            return Err(CallError::new(
+                ErrorKind::Forbidden,
+                format!("this sandbox serves namespace {bound}, not {}", request.namespace),
+            ));
+        }
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let run = async {
+            match plugin.mode {
+                InstanceMode::PerRequest => self.call_fresh(plugin, request, limits, deadline).await,
+                InstanceMode::PerProcess => self.call_resident(plugin, request, limits, deadline).await,
+            }
+        };
+        let (output, fuel_consumed) = tokio::time::timeout_at(deadline.into(), run)
+            .await
+            .map_err(|_| timed_out(limits))??;
+        Ok(CallOutput {
+            output,
+            fuel_consumed,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// A store with the call's fuel, memory limit and deadline, whose only
+    /// directory is `data_dir`.
+    pub(crate) fn new_store(
+        &self,
+        data_dir: Option<PathBuf>,
+        limits: &CallLimits,
+        tags: SharedTags,
+    ) -> Result<Store<CallState>, CallError> {
+        let wasi = wasi::wasi_ctx(data_dir.as_deref(), &tags).map_err(host_failure)?;
+        let deadline = Instant::now() + limits.timeout;
+        let mut store = Store::new(&self.engine, CallState::new(wasi, limits.memory, deadline, tags));
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        prepare(&mut store, limits, deadline);
+        Ok(store)
+    }
+
+    fn data_dir(&self, namespace: &Namespace) -> Result<PathBuf, CallError> {
+        self.data.namespace_dir(namespace).map_err(host_failure)
+    }
+
+    async fn call_fresh(
+        &self,
+        plugin: &Plugin,
+        request: Request,
+        limits: &CallLimits,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, u64), CallError> {
+        let data_dir = self.data_dir(&request.namespace)?;
+        let tags = Arc::new(Mutex::new(tags_for(plugin, &request)));
+        let mut store = self.new_store(Some(data_dir), limits, tags)?;
+        store.data_mut().deadline = deadline;
+        let world = match plugin.pre.instantiate_async(&mut store).await {
+            Ok(world) => world,
+            Err(e) => return Err(classify(&e, store.data().limiter.refused(), limits)),
+        };
+        invoke(&mut store, &world, request, limits).await
+    }
+
+    async fn call_resident(
+        &self,
+        plugin: &Plugin,
+        request: Request,
+        limits: &CallLimits,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, u64), CallError> {
+        let mut slot = plugin.resident.lock().await;
+        // Taken out while the call runs: if the call traps or is cancelled,
+        // the instance is dropped with it and never put back.
+        let mut resident = match slot.take() {
+            Some(mut resident) => {
+                *resident
+                    .store
+                    .data()
+                    .tags
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = tags_for(plugin, &request);
+                prepare(&mut resident.store, limits, deadline);
+                resident
+            }
+            None => {
+                // A kept instance outlives its first caller: it only gets a
+                // /data when the whole sandbox serves one namespace.
+                let data_dir = match self.bound_namespace() {
+                    Some(ns) => Some(self.data_dir(ns)?),
+                    None => None,
+                };
+                let tags = Arc::new(Mutex::new(tags_for(plugin, &request)));
+                let mut store = self.new_store(data_dir, limits, tags)?;
+                store.data_mut().deadline = deadline;
+                let world = match plugin.pre.instantiate_async(&mut store).await {
+                    Ok(world) => world,
+                    Err(e) => return Err(classify(&e, store.data().limiter.refused(), limits)),
+                };
+                Resident { store, world }
+            }
+        };
+        let result = invoke(&mut resident.store, &resident.world, request, limits).await;
+        let keep = match &result {
+            Ok(_) => true,
+            Err(e) => e.kind == ErrorKind::GuestError,
+        };
+        if keep {
+            *slot = Some(resident);
+        }
+        result
+    }
+}
+
+/// Sets a store's fuel, memory limit and deadline for the next call.
+fn prepare(store: &mut Store<CallState>, limits: &CallLimits, deadline: Instant) {
+    let fuel = limits.fuel.unwrap_or(u64::MAX);
+    store.set_fuel(fuel).expect("the engine meters fuel");
+    store.set_epoch_deadline(1);
+    let state = store.data_mut();
+    state.deadline = deadline;
+    state.limiter.reset_for_call(limits.memory);
+}
+
+/// Calls the handler and maps the outcome.
+async fn invoke(
+    store: &mut Store<CallState>,
+    world: &PluginWorld,
+    request: Request,
+    limits: &CallLimits,
+) -> Result<(Vec<u8>, u64), CallError> {
+    // `prepare` filled the tank just before instantiation or this call.
+    let fuel_before = limits.fuel.unwrap_or(u64::MAX);
+    let request = GuestRequest {
+        namespace: request.namespace.as_str().to_owned(),
+        session: request.session.as_str().to_owned(),
+        payload: request.payload,
+    };
+    let result = world.bulkhead_plugin_handler().call_handle(&mut *store, &request).await;
+    let fuel_consumed = fuel_before.saturating_sub(store.get_fuel().unwrap_or(0));
+    match result {
+        Ok(Ok(output)) => Ok((output, fuel_consumed)),
+        Ok(Err(err)) => Err(guest_error(err)),
+        Err(e) => Err(classify(&e, store.data().limiter.refused(), limits)),
+    }
+}

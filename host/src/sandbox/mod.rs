@@ -1,0 +1,164 @@
+//! The sandbox core: one wasmtime engine that validates, precompiles and runs
+//! tenant plugins, one call at a time per instance, under fuel, memory and
+//! wall-clock limits.
+//!
+//! It knows nothing of processes: the worker process runs one [`Sandbox`],
+//! and tests and benches run it in-process. Every way a call can fail comes
+//! back as a [`CallError`] whose kind is one of `guest_error`, `guest_trap`,
+//! `fuel_exhausted`, `memory_limit` or `timeout`; every way an upload can be
+//! wrong comes back as [`InvalidPlugin`].
+
+mod bindings;
+mod cache;
+mod call;
+mod engine;
+mod error;
+mod limits;
+mod plugin;
+mod state;
+mod wasi;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+use self::cache::CompileCache;
+pub use self::cache::{Sha256Digest, sha256};
+pub use self::call::{CallOutput, Request};
+use self::engine::EpochTicker;
+pub use self::error::{CallError, InvalidPlugin, PluginError, SandboxError};
+pub use self::limits::CallLimits;
+pub use self::plugin::{Compiled, HANDLER_EXPORT, InstanceMode, Plugin};
+use self::state::CallState;
+use self::wasi::DataRoot;
+pub use self::wasi::GUEST_DATA_DIR;
+use crate::names::Namespace;
+
+/// How a sandbox is built.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Component instances that may exist at once (the pooling allocator's
+    /// slots). Calls beyond it fail to instantiate, so size it to the
+    /// concurrency of the compartment: a shared worker needs many, a session
+    /// worker few. Each slot reserves address space, not memory.
+    pub instance_slots: u32,
+    /// Largest linear memory any instance may have, in bytes: the pool's slot
+    /// size and a hard ceiling over every call's memory limit.
+    pub max_memory: u64,
+    /// Native stack a guest may use before it traps with a stack overflow.
+    pub max_wasm_stack: usize,
+    /// Period of the epoch ticker: the resolution of call deadlines. Keep it
+    /// at most a tenth of the shortest timeout.
+    pub epoch_tick: Duration,
+    /// Largest upload accepted, in bytes.
+    pub max_plugin_size: usize,
+    /// Where precompiled components are kept.
+    pub cache_dir: PathBuf,
+    /// Root of the namespaces' data directories.
+    pub data_dir: PathBuf,
+}
+
+impl SandboxConfig {
+    /// 100 instances.
+    pub const DEFAULT_INSTANCE_SLOTS: u32 = 100;
+    /// 256 MiB.
+    pub const DEFAULT_MAX_MEMORY: u64 = 256 << 20;
+    /// 512 KiB, wasmtime's default.
+    pub const DEFAULT_MAX_WASM_STACK: usize = 512 << 10;
+    /// 10 ms: a tenth of a 100 ms timeout.
+    pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
+    /// 64 MiB.
+    pub const DEFAULT_MAX_PLUGIN_SIZE: usize = 64 << 20;
+
+    /// The defaults, with the given cache and data directories.
+    pub fn new(cache_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            instance_slots: Self::DEFAULT_INSTANCE_SLOTS,
+            max_memory: Self::DEFAULT_MAX_MEMORY,
+            max_wasm_stack: Self::DEFAULT_MAX_WASM_STACK,
+            epoch_tick: Self::DEFAULT_EPOCH_TICK,
+            max_plugin_size: Self::DEFAULT_MAX_PLUGIN_SIZE,
+            cache_dir: cache_dir.into(),
+            data_dir: data_dir.into(),
+        }
+    }
+}
+
+/// One engine, its linker, the compile cache and the data directories.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: CompileCache,
+    data: DataRoot,
+    config: SandboxConfig,
+    /// The namespace a worker was bound to, if it serves only one.
+    bound: OnceLock<Namespace>,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .field("bound", &self.bound.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Builds the engine, starts its epoch ticker and opens the directories.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let engine = engine::build_engine(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+            .map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
+        let cache = CompileCache::open(&config.cache_dir, &engine).map_err(|source| SandboxError::Dir {
+            what: "compile cache",
+            path: config.cache_dir.clone(),
+            source,
+        })?;
+        let data = DataRoot::open(&config.data_dir).map_err(|source| SandboxError::Dir {
+            what: "data directory",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let ticker = EpochTicker::start(&engine, config.epoch_tick).map_err(SandboxError::Ticker)?;
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            data,
+            config,
+            bound: OnceLock::new(),
+            _ticker: ticker,
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Binds the sandbox to one namespace: from then on it refuses calls for
+    /// any other, and `per-process` instances get that namespace's `/data`.
+    /// (Unbound, a kept instance may serve several namespaces, so it gets no
+    /// filesystem at all.) Binding is once only; binding again to another
+    /// namespace returns the one already bound.
+    pub fn bind_namespace(&self, namespace: Namespace) -> Result<(), Namespace> {
+        let bound = self.bound.get_or_init(|| namespace.clone());
+        if *bound == namespace {
+            Ok(())
+        } else {
+            Err(bound.clone())
+        }
+    }
+
+    /// The namespace the sandbox is bound to, if any.
+    pub fn bound_namespace(&self) -> Option<&Namespace> {
+        self.bound.get()
+    }
+}

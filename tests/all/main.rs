@@ -1,0 +1,3 @@
+//! bulkhead's integration tests: one test binary, one module per area.
+
+mod sandbox;
