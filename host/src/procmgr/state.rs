@@ -1,0 +1,229 @@
+//! The per-process record (state, update slots, counters, grace, watch
+//! channel) and the rules that change it: one-way transitions, error and
+//! success bookkeeping, termination start and grace decrease, scheduling.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::{exponential_backoff, jitter};
+use super::error::ProcmgrError;
+use super::metrics::{ErrorKind, MetricsCollector};
+use super::queue::WorkQueue;
+use super::types::{ProcessId, ProcessState, ProcessStatus, UpdateType};
+
+/// Base delay of the retry backoff.
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Delay before retrying a hook that was cancelled or timed out (+-50%).
+pub(crate) const TRANSIENT_RETRY: Duration = Duration::from_secs(1);
+/// Consecutive errors from which a process no longer counts as healthy.
+pub(crate) const UNHEALTHY_ERRORS: u32 = 5;
+
+/// Every process the manager knows, plus manager-wide flags.
+#[derive(Debug)]
+pub(crate) struct Table<C> {
+    pub(crate) entries: HashMap<ProcessId, Entry<C>>,
+    pub(crate) next_generation: u64,
+    pub(crate) shutting_down: bool,
+}
+
+impl<C> Default for Table<C> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            next_generation: 0,
+            shutting_down: false,
+        }
+    }
+}
+
+impl<C> Table<C> {
+    pub(crate) fn generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+}
+
+/// A Create that arrived while the process was terminating: the process is
+/// created again, with this config and channel, as soon as it is Finished.
+#[derive(Debug)]
+pub(crate) struct Recreate<C> {
+    pub(crate) config: C,
+    pub(crate) status: watch::Sender<ProcessStatus>,
+}
+
+/// The manager's record of one process (one generation of an id).
+#[derive(Debug)]
+pub(crate) struct Entry<C> {
+    /// Distinguishes this life of the id from earlier and later ones.
+    pub(crate) generation: u64,
+    pub(crate) state: ProcessState,
+    /// The process's own config, handed to every hook.
+    pub(crate) config: C,
+    /// The newest update not yet picked up by the worker (latest wins).
+    pub(crate) pending: Option<UpdateType>,
+    /// Token of the `sync_process` call in flight, cancelled by a Terminate.
+    pub(crate) sync_token: Option<CancellationToken>,
+    /// The grace period, once termination started (only ever decreases).
+    pub(crate) grace: Option<watch::Sender<Duration>>,
+    pub(crate) terminating_since: Option<Instant>,
+    pub(crate) error_count: u32,
+    pub(crate) last_error: Option<Arc<str>>,
+    pub(crate) restart_count: u32,
+    pub(crate) grace_overrun: Option<Duration>,
+    pub(crate) last_sync: Option<SystemTime>,
+    pub(crate) started_at: Option<Instant>,
+    pub(crate) finished_at: Option<Instant>,
+    pub(crate) next_sync_at: Option<Instant>,
+    pub(crate) status: watch::Sender<ProcessStatus>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) recreate: Option<Recreate<C>>,
+    /// Purge the entry as soon as it reaches Finished.
+    pub(crate) forget_when_finished: bool,
+}
+
+impl<C> Entry<C> {
+    pub(crate) fn new(generation: u64, config: C, status: watch::Sender<ProcessStatus>, wake: Arc<Notify>) -> Self {
+        Self {
+            generation,
+            state: ProcessState::Starting,
+            config,
+            pending: Some(UpdateType::Create),
+            sync_token: None,
+            grace: None,
+            terminating_since: None,
+            error_count: 0,
+            last_error: None,
+            restart_count: 0,
+            grace_overrun: None,
+            last_sync: None,
+            started_at: None,
+            finished_at: None,
+            next_sync_at: None,
+            status,
+            wake,
+            recreate: None,
+            forget_when_finished: false,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ProcessStatus {
+        ProcessStatus {
+            state: self.state,
+            healthy: self.healthy(),
+            last_sync: self.last_sync,
+            error_count: self.error_count,
+            last_error: self.last_error.clone(),
+            restart_count: self.restart_count,
+            grace_overrun: self.grace_overrun,
+            next_sync_at: self.next_sync_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        }
+    }
+
+    pub(crate) fn healthy(&self) -> bool {
+        self.state == ProcessState::Syncing && self.error_count < UNHEALTHY_ERRORS
+    }
+
+    /// Tell every waiter the current status.
+    pub(crate) fn publish(&self) {
+        self.status.send_replace(self.snapshot());
+    }
+
+    /// Move forward to `to` (never back), recording the transition.
+    pub(crate) fn transition(&mut self, id: &ProcessId, to: ProcessState, m: &dyn MetricsCollector) {
+        if to > self.state {
+            m.process_state_transition(id, self.state, to);
+            self.state = to;
+        }
+    }
+
+    pub(crate) fn succeeded(&mut self) {
+        self.error_count = 0;
+        self.last_error = None;
+    }
+
+    pub(crate) fn failed(&mut self, id: &ProcessId, kind: ErrorKind, message: &str, m: &dyn MetricsCollector) {
+        self.error_count = self.error_count.saturating_add(1);
+        self.last_error = Some(Arc::from(message));
+        m.process_error(id, kind);
+    }
+
+    /// Queue a sync of this process after `delay`, keeping an earlier one.
+    pub(crate) fn schedule(&mut self, id: &ProcessId, delay: Duration, queue: &WorkQueue, m: &dyn MetricsCollector) {
+        self.next_sync_at = Some(queue.enqueue(id.clone(), delay));
+        m.work_queue_add(id, delay);
+        m.work_queue_depth(queue.len());
+    }
+
+    /// Queue a retry after `error`: quick for cancellations and timeouts,
+    /// exponential backoff (by consecutive errors) otherwise. Returns the delay.
+    pub(crate) fn schedule_retry(
+        &mut self,
+        id: &ProcessId,
+        error: &ProcmgrError,
+        backoff_period: Duration,
+        queue: &WorkQueue,
+        m: &dyn MetricsCollector,
+    ) -> Duration {
+        let delay = if error.is_transient() {
+            jitter(TRANSIENT_RETRY, 0.5)
+        } else {
+            self.backoff_delay(backoff_period)
+        };
+        self.schedule(id, delay, queue, m);
+        m.work_queue_backoff_duration(id, delay);
+        delay
+    }
+
+    /// `exponential_backoff(consecutive errors, 1 s, backoff_period)`.
+    pub(crate) fn backoff_delay(&self, backoff_period: Duration) -> Duration {
+        let attempt = i32::try_from(self.error_count).unwrap_or(i32::MAX);
+        exponential_backoff(attempt, BACKOFF_BASE, backoff_period)
+    }
+
+    /// Apply a Terminate: enter Terminating at once (cancelling a sync in
+    /// flight and dropping queued resyncs), or shorten the grace of a
+    /// termination already under way. The worker then runs the next phase.
+    pub(crate) fn begin_termination(
+        &mut self,
+        id: &ProcessId,
+        grace: Option<Duration>,
+        default_grace: Duration,
+        queue: &WorkQueue,
+        m: &dyn MetricsCollector,
+    ) {
+        if self.state == ProcessState::Finished {
+            return;
+        }
+        if self.state.is_terminating() {
+            if let (Some(shorter), Some(tx)) = (grace, &self.grace) {
+                tx.send_if_modified(|current| {
+                    let decrease = shorter < *current;
+                    if decrease {
+                        *current = shorter;
+                    }
+                    decrease
+                });
+            }
+            return;
+        }
+        self.transition(id, ProcessState::Terminating, m);
+        self.terminating_since = Some(Instant::now());
+        self.grace = Some(watch::Sender::new(grace.unwrap_or(default_grace)));
+        if let Some(token) = self.sync_token.take() {
+            token.cancel();
+        }
+        if queue.remove(id.as_str()) {
+            m.work_queue_depth(queue.len());
+        }
+        self.next_sync_at = None;
+        self.pending = Some(UpdateType::Terminate);
+        self.wake.notify_one();
+    }
+}
