@@ -7,8 +7,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// One error kind of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// One error kind of the contract. Serialised as its contract name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Bad or missing namespace/session, malformed input.
     InvalidRequest,
@@ -133,6 +134,14 @@ mod tests {
             assert_eq!(kind.as_str().parse::<ErrorKind>().unwrap(), kind);
         }
         assert!("teapot".parse::<ErrorKind>().is_err());
+    }
+
+    #[test]
+    fn the_serialised_form_is_the_contract_name() {
+        for kind in ErrorKind::ALL {
+            let bytes = postcard::to_stdvec(&kind).unwrap();
+            assert_eq!(postcard::from_bytes::<ErrorKind>(&bytes).unwrap(), kind);
+        }
     }
 
     #[test]

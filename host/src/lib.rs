@@ -11,7 +11,11 @@
 
 pub mod builtin;
 pub mod error_kind;
+pub mod ipc;
 pub mod names;
+pub mod procmgr;
 pub mod sandbox;
+pub mod supervisor;
+pub mod worker;
 
 pub use error_kind::ErrorKind;

@@ -58,7 +58,8 @@ fn validate(what: &'static str, name: &str) -> Result<(), NameError> {
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $ty(String);
 
         impl $ty {
@@ -86,6 +87,20 @@ macro_rules! name_type {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = NameError;
+
+            fn try_from(name: String) -> Result<Self, NameError> {
+                Self::new(name)
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(name: $ty) -> String {
+                name.0
             }
         }
 
@@ -138,6 +153,14 @@ mod tests {
         }
         let long = "x".repeat(MAX_NAME_LEN + 1);
         assert!(matches!(Namespace::new(long), Err(NameError::TooLong { .. })));
+    }
+
+    #[test]
+    fn deserialising_validates() {
+        let bytes = postcard::to_stdvec("../etc").unwrap();
+        assert!(postcard::from_bytes::<Namespace>(&bytes).is_err());
+        let bytes = postcard::to_stdvec(&Namespace::new("ok").unwrap()).unwrap();
+        assert_eq!(postcard::from_bytes::<Namespace>(&bytes).unwrap().as_str(), "ok");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
 /// The limits one call runs under.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallLimits {
     /// Fuel the call may consume (roughly one unit per wasm instruction).
     /// `None` is unlimited: only the timeout can then stop a spinning guest.

@@ -38,7 +38,7 @@ pub use self::wasi::GUEST_DATA_DIR;
 use crate::names::Namespace;
 
 /// How a sandbox is built.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxConfig {
     /// Component instances that may exist at once (the pooling allocator's
     /// slots). Calls beyond it fail to instantiate, so size it to the

@@ -25,7 +25,8 @@ const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 
 /// How instances of a plugin are reused.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InstanceMode {
     /// A fresh instance for every call: no state survives a call.
     #[default]
@@ -60,7 +61,7 @@ impl std::str::FromStr for InstanceMode {
 }
 
 /// A plugin compiled into the cache.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compiled {
     /// sha256 of the uploaded bytes.
     pub sha256: Sha256Digest,

@@ -1,0 +1,156 @@
+//! Length-prefixed postcard frames over any async byte stream.
+
+use std::io;
+use std::marker::PhantomData;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::bytes::Bytes;
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use super::MAX_FRAME;
+
+/// Why a frame could not be sent or received.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The stream failed (or a frame was over [`MAX_FRAME`]).
+    #[error("ipc stream: {0}")]
+    Io(#[from] io::Error),
+    /// A frame did not decode as the expected message.
+    #[error("malformed ipc frame: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_type::<u32>()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+/// The sending half: encodes `T` into frames.
+#[derive(Debug)]
+pub struct Sender<W, T> {
+    inner: FramedWrite<W, LengthDelimitedCodec>,
+    _msg: PhantomData<fn(T)>,
+}
+
+/// The receiving half: decodes frames into `T`.
+#[derive(Debug)]
+pub struct Receiver<R, T> {
+    inner: FramedRead<R, LengthDelimitedCodec>,
+    _msg: PhantomData<fn() -> T>,
+}
+
+/// Wraps the two halves of a stream.
+pub fn channel<R, W, In, Out>(read: R, write: W) -> (Receiver<R, In>, Sender<W, Out>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    (
+        Receiver {
+            inner: FramedRead::new(read, codec()),
+            _msg: PhantomData,
+        },
+        Sender {
+            inner: FramedWrite::new(write, codec()),
+            _msg: PhantomData,
+        },
+    )
+}
+
+impl<W: AsyncWrite + Unpin, T: Serialize> Sender<W, T> {
+    /// Sends one message and flushes it.
+    pub async fn send(&mut self, message: &T) -> Result<(), FrameError> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues one message without flushing (see [`Sender::flush`]).
+    pub async fn feed(&mut self, message: &T) -> Result<(), FrameError> {
+        let bytes = postcard::to_stdvec(message)?;
+        self.inner.feed(Bytes::from(bytes)).await?;
+        Ok(())
+    }
+
+    /// Flushes queued messages.
+    pub async fn flush(&mut self) -> Result<(), FrameError> {
+        SinkExt::<Bytes>::flush(&mut self.inner).await?;
+        Ok(())
+    }
+}
+
+impl<R: AsyncRead + Unpin, T: DeserializeOwned> Receiver<R, T> {
+    /// The next message; `None` when the peer closed the stream cleanly.
+    pub async fn recv(&mut self) -> Option<Result<T, FrameError>> {
+        let frame = match self.inner.next().await? {
+            Ok(frame) => frame,
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(postcard::from_bytes(&frame).map_err(FrameError::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::ipc::{FromWorker, ToWorker};
+
+    #[tokio::test]
+    async fn messages_round_trip() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let (_, mut host) = channel::<_, _, FromWorker, ToWorker>(ar, aw);
+        let (mut worker, _) = channel::<_, _, ToWorker, FromWorker>(br, bw);
+        let sent = [
+            ToWorker::Ping { nonce: 7 },
+            ToWorker::Shutdown {
+                grace: Duration::from_millis(250),
+            },
+            ToWorker::PluginRemove { name: "echo".into() },
+        ];
+        for message in &sent {
+            host.send(message).await.unwrap();
+        }
+        for message in &sent {
+            assert_eq!(&worker.recv().await.unwrap().unwrap(), message);
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_a_decode_error_not_a_panic() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (_, mut aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let (mut worker, _) = channel::<_, _, ToWorker, FromWorker>(br, bw);
+        aw.write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+        assert!(matches!(worker.recv().await, Some(Err(FrameError::Decode(_)))));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_refused_before_it_is_read() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let (_, mut aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let (mut worker, _) = channel::<_, _, ToWorker, FromWorker>(br, bw);
+        aw.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        assert!(matches!(worker.recv().await, Some(Err(FrameError::Io(_)))));
+    }
+
+    #[tokio::test]
+    async fn a_closed_stream_ends_the_receiver() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        drop(a);
+        let (br, bw) = tokio::io::split(b);
+        let (mut worker, _) = channel::<_, _, ToWorker, FromWorker>(br, bw);
+        assert!(worker.recv().await.is_none());
+    }
+}

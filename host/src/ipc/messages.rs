@@ -1,0 +1,104 @@
+//! The messages of the protocol.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ErrorKind;
+use crate::names::{Namespace, SessionId};
+use crate::sandbox::{CallLimits, Compiled, InstanceMode, SandboxConfig};
+
+/// Host to worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// Build the sandbox and load the plugins.
+    Init(Init),
+    /// Become the worker of one process id.
+    Assign(Assign),
+    /// Run one call.
+    Invoke(Invoke),
+    /// Answer with `Pong` carrying the same nonce.
+    Ping { nonce: u64 },
+    /// Load a plugin, replacing one of the same name; calls in flight finish
+    /// on the version they started with.
+    PluginAdd(PluginSpec),
+    /// Stop serving a plugin.
+    PluginRemove { name: String },
+    /// Finish in-flight calls within `grace`, then exit.
+    Shutdown { grace: Duration },
+}
+
+/// Worker to host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The first frame a worker sends.
+    Hello { protocol: u32, pid: u32 },
+    /// `Init` done: the engine is up and every plugin loaded.
+    Ready,
+    /// `Init` failed; the worker exits after sending this.
+    InitFailed { message: String },
+    /// `Assign` done.
+    Assigned,
+    /// `Assign` refused (e.g. bound to another namespace already); the worker exits.
+    AssignFailed { message: String },
+    /// The outcome of the `Invoke` with this id.
+    Result { id: u64, outcome: Outcome },
+    /// Answer to `Ping`.
+    Pong { nonce: u64 },
+    /// Answer to `PluginAdd`: `None` on success, else why it failed.
+    PluginAdded { name: String, error: Option<String> },
+    /// Answer to `PluginRemove`.
+    PluginRemoved { name: String },
+}
+
+/// What a worker needs to start serving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Init {
+    pub sandbox: SandboxConfig,
+    pub plugins: Vec<PluginSpec>,
+}
+
+/// A compiled plugin the worker loads from the host's compile cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    pub name: String,
+    pub mode: InstanceMode,
+    pub compiled: Compiled,
+}
+
+/// The process a worker is assigned to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assign {
+    /// `shared`, `ns:<namespace>` or `session:<session>`.
+    pub process_id: String,
+    /// `none`, `namespace` or `session`.
+    pub level: String,
+    /// The namespace the worker is bound to (levels `namespace` and `session`).
+    pub namespace: Option<Namespace>,
+    /// The session the worker serves (level `session`).
+    pub session: Option<SessionId>,
+}
+
+/// One call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Invoke {
+    pub id: u64,
+    pub plugin: String,
+    pub namespace: Namespace,
+    pub session: SessionId,
+    pub payload: Vec<u8>,
+    pub limits: CallLimits,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The guest's output.
+    Ok {
+        output: Vec<u8>,
+        fuel_consumed: u64,
+        duration: Duration,
+    },
+    /// One error kind and its message.
+    Err { kind: ErrorKind, message: String },
+}

@@ -1,0 +1,187 @@
+//! The warm pool: idle workers with the engine up and every plugin loaded,
+//! waiting to be adopted with a single `Assign`.
+//!
+//! A background task keeps the pool at its target size: it refills when a
+//! worker is taken and when an idle worker dies, and it sleeps otherwise (no
+//! polling). Failing spawns are retried with a growing delay.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::{Supervisor, Worker};
+use crate::procmgr::exponential_backoff;
+
+/// Where a process's worker came from; the `source` label of
+/// `bulkhead_cold_start_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSource {
+    /// Adopted from the warm pool.
+    Pool,
+    /// Spawned for the occasion.
+    Spawn,
+}
+
+impl PoolSource {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pool => "pool",
+            Self::Spawn => "spawn",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct WarmPool {
+    target: usize,
+    idle: Mutex<VecDeque<Arc<Worker>>>,
+    wake: Arc<Notify>,
+    size: watch::Sender<usize>,
+    closed: AtomicBool,
+}
+
+impl WarmPool {
+    pub(crate) fn new(target: usize) -> Self {
+        Self {
+            target,
+            idle: Mutex::default(),
+            wake: Arc::new(Notify::new()),
+            size: watch::Sender::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Worker>>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn publish(&self, idle: &VecDeque<Arc<Worker>>) {
+        self.size.send_replace(idle.len());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.idle().len()
+    }
+
+    /// An idle, live worker, if there is one; the pool refills behind it.
+    pub(crate) fn take(&self) -> Option<Arc<Worker>> {
+        let mut idle = self.idle();
+        let taken = loop {
+            match idle.pop_front() {
+                Some(worker) if worker.is_alive() => break Some(worker),
+                Some(_dead) => continue,
+                None => break None,
+            }
+        };
+        self.publish(&idle);
+        drop(idle);
+        self.wake.notify_one();
+        taken
+    }
+
+    pub(crate) async fn wait_filled(&self, timeout: Duration) -> bool {
+        let mut size = self.size.subscribe();
+        let target = self.target;
+        tokio::time::timeout(timeout, size.wait_for(|n| *n >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Applies `update` to every idle worker; those for which it fails are
+    /// dropped (and so killed) and replaced.
+    pub(crate) async fn update_idle<F, Fut>(&self, update: F)
+    where
+        F: Fn(Arc<Worker>) -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let workers: Vec<Arc<Worker>> = self.idle().iter().cloned().collect();
+        for worker in workers {
+            if !update(Arc::clone(&worker)).await {
+                let mut idle = self.idle();
+                idle.retain(|w| !Arc::ptr_eq(w, &worker));
+                self.publish(&idle);
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Stops the refill task and drops (kills) every idle worker.
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+        let workers: Vec<Arc<Worker>> = self.idle().drain(..).collect();
+        self.size.send_replace(0);
+        for worker in workers {
+            worker.kill();
+            worker.exit().await;
+        }
+    }
+
+    /// Starts the task that keeps the pool full. It holds the supervisor
+    /// weakly and ends when the supervisor is dropped or the pool closed.
+    pub(crate) fn start_refilling(supervisor: &Arc<Supervisor>) {
+        if supervisor.pool.target == 0 {
+            return;
+        }
+        let weak = Arc::downgrade(supervisor);
+        tokio::spawn(async move {
+            let mut failures = 0;
+            loop {
+                let Some(supervisor) = weak.upgrade() else { return };
+                let pool = &supervisor.pool;
+                if pool.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let missing = {
+                    let mut idle = pool.idle();
+                    idle.retain(|w| w.is_alive());
+                    pool.publish(&idle);
+                    idle.len() < pool.target
+                };
+                if !missing {
+                    let wake = Arc::clone(&pool.wake);
+                    let woken = wake.notified();
+                    drop(supervisor);
+                    woken.await;
+                    continue;
+                }
+                match supervisor.spawn_worker().await {
+                    Ok(worker) => {
+                        failures = 0;
+                        watch_death(&weak, &worker);
+                        let mut idle = pool.idle();
+                        if pool.closed.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        idle.push_back(worker);
+                        pool.publish(&idle);
+                    }
+                    Err(e) => {
+                        let delay = exponential_backoff(failures, Duration::from_millis(100), Duration::from_secs(10));
+                        failures += 1;
+                        tracing::warn!("warm pool: cannot start a worker ({e}); retrying in {delay:?}");
+                        drop(supervisor);
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Wakes the refill task when `worker` disconnects (dies or is dropped).
+fn watch_death(pool_owner: &Weak<Supervisor>, worker: &Arc<Worker>) {
+    let mut gone = worker.disconnected();
+    let owner = Weak::clone(pool_owner);
+    tokio::spawn(async move {
+        let _ = gone.wait_for(|closed| *closed).await;
+        if let Some(supervisor) = owner.upgrade() {
+            supervisor.pool.wake.notify_one();
+        }
+    });
+}

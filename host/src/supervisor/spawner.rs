@@ -1,0 +1,117 @@
+//! Spawns worker processes from one dedicated, long-lived thread.
+//!
+//! A worker asks the kernel for SIGKILL when its parent dies
+//! (`PR_SET_PDEATHSIG`), and "parent" there means the *thread* that spawned
+//! it: spawning from a tokio blocking-pool thread, which exits when idle,
+//! would kill healthy workers. So every spawn happens on this thread, which
+//! lives until the host drops its [`Spawner`].
+//!
+//! The command uses no `pre_exec` hook, so std spawns with `posix_spawn`
+//! (vfork) instead of `fork`: a large host does not pay for copying its page
+//! tables. The worker sets its own parent-death signal and rlimits first
+//! thing. Its environment is empty; its standard input is its end of the
+//! socketpair (the only descriptor it inherits from the host), its stdout is
+//! /dev/null and its stderr a pipe whose lines the host logs.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+/// How to start a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    /// The `bulkhead` executable (the host's own, normally).
+    pub program: PathBuf,
+    /// RLIMIT_NOFILE the worker sets on itself.
+    pub open_files: u64,
+    /// The worker's log filter.
+    pub log: String,
+}
+
+impl WorkerCommand {
+    /// The running executable, which must be `bulkhead`.
+    pub fn current_exe() -> io::Result<Self> {
+        Ok(Self {
+            program: std::env::current_exe()?,
+            open_files: 256,
+            log: "info".into(),
+        })
+    }
+}
+
+/// A just-spawned worker: not yet reaped, not yet spoken to.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) socket: UnixStream,
+    pub(crate) stderr: ChildStderr,
+}
+
+struct Job {
+    command: WorkerCommand,
+    reply: oneshot::Sender<io::Result<Spawned>>,
+}
+
+/// The handle to the spawner thread.
+#[derive(Debug, Clone)]
+pub(crate) struct Spawner {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Spawner {
+    /// Starts the spawner thread.
+    pub(crate) fn start() -> io::Result<Self> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("bulkhead-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    let _ = job.reply.send(spawn(&job.command));
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Spawns one worker.
+    pub(crate) async fn spawn(&self, command: WorkerCommand) -> io::Result<Spawned> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { command, reply })
+            .map_err(|_| io::Error::other("the spawner thread is gone"))?;
+        rx.await.map_err(|_| io::Error::other("the spawner thread is gone"))?
+    }
+}
+
+fn spawn(command: &WorkerCommand) -> io::Result<Spawned> {
+    let (host_end, worker_end) = UnixStream::pair()?;
+    let mut child = Command::new(&command.program)
+        .arg("worker")
+        .arg("--parent")
+        .arg(std::process::id().to_string())
+        .arg("--open-files")
+        .arg(command.open_files.to_string())
+        .arg("--log")
+        .arg(&command.log)
+        .env_clear()
+        .stdin(Stdio::from(OwnedFd::from(worker_end)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("spawning {}: {e}", command.program.display())))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| io::Error::other("worker stderr was not piped"))?;
+    Ok(Spawned {
+        child,
+        socket: host_end,
+        stderr,
+    })
+}

@@ -1,0 +1,60 @@
+//! What a worker does to itself before anything else: die with its parent,
+//! no core dumps, a bounded number of open files.
+//!
+//! These are set by the worker rather than in a `pre_exec` hook so the host
+//! can spawn with `posix_spawn` (vfork) instead of `fork`, which costs
+//! milliseconds in a large host. The parent-death signal refers to the host
+//! thread that spawned the worker, which is why the host spawns from a
+//! dedicated thread that lives as long as the host.
+
+use rustix::process::{Resource, Rlimit, Signal, getppid, set_parent_process_death_signal, setrlimit};
+
+use super::WorkerArgs;
+
+/// A protection could not be put in place.
+#[derive(Debug, thiserror::Error)]
+pub enum HygieneError {
+    /// `prctl(PR_SET_PDEATHSIG)` failed.
+    #[error("cannot set the parent-death signal: {0}")]
+    DeathSignal(#[source] rustix::io::Errno),
+    /// The parent is not the host that spawned us: it already died.
+    #[error("parent is {actual:?}, not the host {expected}: the host is gone")]
+    Orphaned { expected: u32, actual: Option<i32> },
+    /// `setrlimit` failed.
+    #[error("cannot set {what}: {source}")]
+    Rlimit {
+        what: &'static str,
+        #[source]
+        source: rustix::io::Errno,
+    },
+}
+
+pub(super) fn apply(args: &WorkerArgs) -> Result<(), HygieneError> {
+    set_parent_process_death_signal(Some(Signal::KILL)).map_err(HygieneError::DeathSignal)?;
+    // The host may have died before the line above ran; then no signal
+    // will ever come, and we were re-parented.
+    let parent = getppid().map(|pid| pid.as_raw_nonzero().get());
+    if parent != i32::try_from(args.parent).ok() {
+        return Err(HygieneError::Orphaned {
+            expected: args.parent,
+            actual: parent,
+        });
+    }
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    setrlimit(Resource::Core, none).map_err(|source| HygieneError::Rlimit {
+        what: "RLIMIT_CORE",
+        source,
+    })?;
+    let files = Rlimit {
+        current: Some(args.open_files),
+        maximum: Some(args.open_files),
+    };
+    setrlimit(Resource::Nofile, files).map_err(|source| HygieneError::Rlimit {
+        what: "RLIMIT_NOFILE",
+        source,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The worker process: `bulkhead worker`, re-executed by the host.
+//!
+//! It runs one [`Sandbox`] and talks to the host over the socket it inherits
+//! as standard input (its only descriptor from the host, besides the stderr
+//! pipe its logs go to). It knows nothing about procmgr: it loads what it is
+//! told, binds to the namespace it is assigned, runs calls concurrently, and
+//! exits when the host says so, when the host goes away, or at the first
+//! frame that does not decode.
+
+mod hygiene;
+mod serve;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::ExitCode;
+
+pub use self::hygiene::HygieneError;
+pub use self::serve::{WorkerError, serve};
+
+/// Exit code when the host sent something that is not the protocol.
+pub const EXIT_PROTOCOL: u8 = 2;
+/// Exit code when the worker could not start (hygiene, runtime, init).
+pub const EXIT_START: u8 = 3;
+
+/// What the host tells a worker on its command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// pid of the host: the worker exits at once if its parent is another
+    /// process (the host died between spawning it and its first instruction).
+    #[arg(long)]
+    pub parent: u32,
+    /// RLIMIT_NOFILE for the worker.
+    #[arg(long, default_value_t = 256)]
+    pub open_files: u64,
+    /// Log filter (tracing's env-filter syntax).
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// Runs the worker until it is told to stop; returns its exit code.
+pub fn run(args: &WorkerArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    if let Err(e) = hygiene::apply(args) {
+        tracing::error!("worker start: {e}");
+        return ExitCode::from(EXIT_START);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("worker start: cannot build the async runtime: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    // SAFETY: the host spawns the worker with its end of the socketpair as
+    // standard input, and nothing else in this process uses descriptor 0.
+    let socket = unsafe { OwnedFd::from_raw_fd(std::io::stdin().as_raw_fd()) };
+    let result = runtime.block_on(async move {
+        let socket = std::os::unix::net::UnixStream::from(socket);
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UnixStream::from_std(socket)?;
+        let (read, write) = socket.into_split();
+        let (recv, send) = crate::ipc::channel(read, write);
+        serve(recv, send).await.map_err(std::io::Error::other)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("worker stopped: {e}");
+            ExitCode::from(EXIT_PROTOCOL)
+        }
+    }
+}

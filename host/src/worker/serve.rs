@@ -1,0 +1,261 @@
+//! The worker's side of the conversation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::ErrorKind;
+use crate::ipc::{self, Assign, FrameError, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+use crate::sandbox::{Plugin, Request, Sandbox};
+
+/// Why a worker stopped other than by being told to.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The host sent something that is not the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A frame could not be read or written.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// `Init` failed.
+    #[error("init failed: {0}")]
+    Init(String),
+    /// `Assign` failed.
+    #[error("assign failed: {0}")]
+    Assign(String),
+}
+
+/// Serves the host until it says `Shutdown`, closes the connection, or
+/// breaks the protocol.
+pub async fn serve<R, W>(
+    mut recv: ipc::Receiver<R, ToWorker>,
+    send: ipc::Sender<W, FromWorker>,
+) -> Result<(), WorkerError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out, writer) = spawn_writer(send);
+    let _ = out.send(FromWorker::Hello {
+        protocol: ipc::PROTOCOL_VERSION,
+        pid: std::process::id(),
+    });
+    let mut worker = Worker {
+        sandbox: None,
+        plugins: HashMap::new(),
+        out,
+        calls: TaskTracker::new(),
+    };
+    let result = loop {
+        let message = match recv.recv().await {
+            None => {
+                tracing::info!("the host closed the connection; exiting");
+                break Ok(());
+            }
+            Some(Err(e)) => break Err(e.into()),
+            Some(Ok(message)) => message,
+        };
+        match worker.handle(message).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stop) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // Dropping the sender lets the writer flush what is queued and end.
+    drop(worker);
+    let _ = writer.await;
+    result
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Worker {
+    sandbox: Option<Arc<Sandbox>>,
+    plugins: HashMap<String, Arc<Plugin>>,
+    out: mpsc::UnboundedSender<FromWorker>,
+    calls: TaskTracker,
+}
+
+/// Writes queued messages in order; ends when every sender is gone.
+fn spawn_writer<W>(
+    mut send: ipc::Sender<W, FromWorker>,
+) -> (mpsc::UnboundedSender<FromWorker>, tokio::task::JoinHandle<()>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<FromWorker>();
+    let task = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if send.feed(&message).await.is_err() {
+                return;
+            }
+            // Batch whatever else is ready into the same flush.
+            while let Ok(message) = rx.try_recv() {
+                if send.feed(&message).await.is_err() {
+                    return;
+                }
+            }
+            if send.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    (tx, task)
+}
+
+impl Worker {
+    fn reply(&self, message: FromWorker) {
+        // The writer only stops when the host is gone; then nobody listens.
+        let _ = self.out.send(message);
+    }
+
+    fn sandbox(&self, what: &str) -> Result<&Arc<Sandbox>, WorkerError> {
+        self.sandbox
+            .as_ref()
+            .ok_or_else(|| WorkerError::Protocol(format!("{what} before Init")))
+    }
+
+    async fn handle(&mut self, message: ToWorker) -> Result<Flow, WorkerError> {
+        match message {
+            ToWorker::Init(init) => self.init(init)?,
+            ToWorker::Assign(assign) => self.assign(assign)?,
+            ToWorker::Invoke(invoke) => self.invoke(invoke)?,
+            ToWorker::Ping { nonce } => self.reply(FromWorker::Pong { nonce }),
+            ToWorker::PluginAdd(spec) => {
+                let sandbox = Arc::clone(self.sandbox("PluginAdd")?);
+                let name = spec.name.clone();
+                let error = match load(&sandbox, spec) {
+                    Ok(plugin) => {
+                        self.plugins.insert(name.clone(), plugin);
+                        None
+                    }
+                    Err(e) => Some(e),
+                };
+                self.reply(FromWorker::PluginAdded { name, error });
+            }
+            ToWorker::PluginRemove { name } => {
+                self.plugins.remove(&name);
+                self.reply(FromWorker::PluginRemoved { name });
+            }
+            ToWorker::Shutdown { grace } => {
+                self.calls.close();
+                if tokio::time::timeout(grace, self.calls.wait()).await.is_err() {
+                    tracing::warn!(in_flight = self.calls.len(), "grace period of {grace:?} over; exiting");
+                }
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn init(&mut self, init: Init) -> Result<(), WorkerError> {
+        if self.sandbox.is_some() {
+            return Err(WorkerError::Protocol("second Init".into()));
+        }
+        let started = std::time::Instant::now();
+        let sandbox = match Sandbox::new(init.sandbox) {
+            Ok(sandbox) => Arc::new(sandbox),
+            Err(e) => return Err(self.init_failed(e.to_string())),
+        };
+        for spec in init.plugins {
+            let name = spec.name.clone();
+            match load(&sandbox, spec) {
+                Ok(plugin) => {
+                    self.plugins.insert(name, plugin);
+                }
+                Err(e) => return Err(self.init_failed(e)),
+            }
+        }
+        self.sandbox = Some(sandbox);
+        tracing::debug!(plugins = self.plugins.len(), "ready in {:?}", started.elapsed());
+        self.reply(FromWorker::Ready);
+        Ok(())
+    }
+
+    fn init_failed(&self, message: String) -> WorkerError {
+        self.reply(FromWorker::InitFailed {
+            message: message.clone(),
+        });
+        WorkerError::Init(message)
+    }
+
+    fn assign(&mut self, assign: Assign) -> Result<(), WorkerError> {
+        let sandbox = self.sandbox("Assign")?;
+        if let Some(namespace) = assign.namespace
+            && let Err(bound) = sandbox.bind_namespace(namespace.clone())
+        {
+            let message = format!("already bound to namespace {bound}, cannot serve {namespace}");
+            self.reply(FromWorker::AssignFailed {
+                message: message.clone(),
+            });
+            return Err(WorkerError::Assign(message));
+        }
+        tracing::info!(process_id = %assign.process_id, level = %assign.level, "assigned");
+        self.reply(FromWorker::Assigned);
+        Ok(())
+    }
+
+    fn invoke(&mut self, invoke: Invoke) -> Result<(), WorkerError> {
+        let sandbox = Arc::clone(self.sandbox("Invoke")?);
+        let id = invoke.id;
+        let refuse = |kind, message: String| FromWorker::Result {
+            id,
+            outcome: Outcome::Err { kind, message },
+        };
+        if self.calls.is_closed() {
+            self.reply(refuse(
+                ErrorKind::WorkerUnavailable,
+                "the worker is shutting down".into(),
+            ));
+            return Ok(());
+        }
+        let Some(plugin) = self.plugins.get(&invoke.plugin).cloned() else {
+            self.reply(refuse(
+                ErrorKind::PluginNotFound,
+                format!("no plugin named {:?}", invoke.plugin),
+            ));
+            return Ok(());
+        };
+        let out = self.out.clone();
+        self.calls.spawn(async move {
+            let request = Request {
+                namespace: invoke.namespace,
+                session: invoke.session,
+                payload: invoke.payload,
+            };
+            let outcome = match sandbox.call(&plugin, request, &invoke.limits).await {
+                Ok(done) if done.output.len() > ipc::MAX_OUTPUT => Outcome::Err {
+                    kind: ErrorKind::GuestError,
+                    message: format!(
+                        "the output of {} bytes is over the limit of {} bytes",
+                        done.output.len(),
+                        ipc::MAX_OUTPUT
+                    ),
+                },
+                Ok(done) => Outcome::Ok {
+                    output: done.output,
+                    fuel_consumed: done.fuel_consumed,
+                    duration: done.duration,
+                },
+                Err(e) => Outcome::Err {
+                    kind: e.kind,
+                    message: e.message,
+                },
+            };
+            let _ = out.send(FromWorker::Result { id, outcome });
+        });
+        Ok(())
+    }
+}
+
+fn load(sandbox: &Sandbox, spec: PluginSpec) -> Result<Arc<Plugin>, String> {
+    sandbox
+        .load(&spec.name, spec.compiled, spec.mode)
+        .map_err(|e| format!("plugin {}: {e}", spec.name))
+}
