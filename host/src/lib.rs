@@ -12,6 +12,7 @@
 pub mod builtin;
 pub mod error_kind;
 pub mod ipc;
+pub mod isolation;
 pub mod names;
 pub mod procmgr;
 pub mod sandbox;

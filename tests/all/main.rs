@@ -1,3 +1,4 @@
 //! bulkhead's integration tests: one test binary, one module per area.
 
+mod isolation;
 mod sandbox;

@@ -142,7 +142,8 @@ fn create(layout: &Layout, name: &str, pid: u32, memory_max: u64, pids_max: u64)
         Layout::V2 { .. } => {
             let dir = &cgroup.dirs[0];
             write(dir, "memory.max", &memory_max.to_string())?;
-            write(dir, "memory.swap.max", "0").or_else(|_| Ok::<_, io::Error>(()))?;
+            // Not every kernel has swap accounting; without it there is no swap to limit.
+            let _ = write(dir, "memory.swap.max", "0");
             write(dir, "pids.max", &pids_max.to_string())?;
             write(dir, "cgroup.procs", &pid)
         }

@@ -83,9 +83,13 @@ impl ChildProcess {
         let mut exit = self.exit.clone();
         match exit.wait_for(Option::is_some).await {
             Ok(status) => status.unwrap_or_else(unreachable_status),
-            // The reaper stopped without a status (the runtime is shutting
-            // down): reap here.
-            Err(_) => self.reap_blocking(),
+            // The reaper stopped without a status: the runtime is shutting
+            // down and nobody will manage this worker any more. Kill it
+            // first, or the blocking wait would wait for a live process.
+            Err(_) => {
+                self.kill();
+                self.reap_blocking()
+            }
         }
     }
 

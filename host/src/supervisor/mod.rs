@@ -11,6 +11,7 @@ mod cgroup;
 mod child;
 mod pool;
 mod spawner;
+mod syncer;
 mod worker;
 
 use std::sync::{Arc, PoisonError, RwLock};
@@ -21,6 +22,7 @@ pub use self::pool::PoolSource;
 use self::pool::WarmPool;
 use self::spawner::Spawner;
 pub use self::spawner::WorkerCommand;
+pub use self::syncer::{Assigned, ExitEvent, PING_TIMEOUT, WorkerSyncer};
 pub use self::worker::{OsLimits, Worker, WorkerCallError, WorkerOutput};
 use crate::ipc::{Init, PluginSpec};
 use crate::sandbox::SandboxConfig;
@@ -99,6 +101,11 @@ pub struct Supervisor {
     spawner: Spawner,
     cgroups: Cgroups,
     plugins: RwLock<Vec<PluginSpec>>,
+    /// Held shared while a worker is started, taken from the pool or
+    /// assigned, and exclusively while the plugin set changes: a change then
+    /// reaches every worker, none can slip between the template and the
+    /// live set.
+    plugin_set: tokio::sync::RwLock<()>,
     pool: WarmPool,
 }
 
@@ -114,6 +121,7 @@ impl Supervisor {
             spawner: Spawner::start()?,
             cgroups,
             plugins: RwLock::new(plugins),
+            plugin_set: tokio::sync::RwLock::new(()),
             pool: WarmPool::new(config.warm),
             config,
         });
@@ -164,9 +172,19 @@ impl Supervisor {
         self.pool.wait_filled(timeout).await
     }
 
+    /// Holds the plugin set steady while a worker is started or assigned.
+    pub async fn plugin_set_shared(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.plugin_set.read().await
+    }
+
+    /// Holds off every start and assignment while the plugin set changes.
+    pub async fn plugin_set_exclusive(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.plugin_set.write().await
+    }
+
     /// Records a plugin added or replaced: new workers load it, and the
     /// pool's idle workers get it now. Assigned workers are updated by the
-    /// caller, who knows them.
+    /// caller, who knows them, while holding [`Supervisor::plugin_set_exclusive`].
     pub async fn set_plugin(&self, spec: PluginSpec) {
         {
             let mut plugins = self.plugins.write().unwrap_or_else(PoisonError::into_inner);

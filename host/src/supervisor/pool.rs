@@ -150,7 +150,9 @@ impl WarmPool {
                     woken.await;
                     continue;
                 }
-                match supervisor.spawn_worker().await {
+                let plugin_set = supervisor.plugin_set_shared().await;
+                let spawned = supervisor.spawn_worker().await;
+                match spawned {
                     Ok(worker) => {
                         failures = 0;
                         watch_death(&weak, &worker);
@@ -160,11 +162,14 @@ impl WarmPool {
                         }
                         idle.push_back(worker);
                         pool.publish(&idle);
+                        drop(idle);
+                        drop(plugin_set);
                     }
                     Err(e) => {
                         let delay = exponential_backoff(failures, Duration::from_millis(100), Duration::from_secs(10));
                         failures += 1;
                         tracing::warn!("warm pool: cannot start a worker ({e}); retrying in {delay:?}");
+                        drop(plugin_set);
                         drop(supervisor);
                         tokio::time::sleep(delay).await;
                     }

@@ -40,6 +40,8 @@ struct Pending {
 
 /// One worker process and the connection to it.
 pub struct Worker {
+    /// Unique for the host's lifetime (pids can be reused).
+    serial: u64,
     process: ChildProcess,
     cgroup: Option<WorkerCgroup>,
     out: mpsc::UnboundedSender<ToWorker>,
@@ -130,7 +132,9 @@ impl Worker {
         let (disconnected_tx, disconnected) = watch::channel(false);
         let out = spawn_writer(send);
         spawn_reader(pid, recv, Arc::clone(&pending), disconnected_tx);
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(Worker {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             process,
             cgroup,
             out,
@@ -141,6 +145,11 @@ impl Worker {
             shutting_down: AtomicBool::new(false),
             disconnected,
         }))
+    }
+
+    /// An id unique among the host's workers, unlike the pid.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The worker's pid.
@@ -321,11 +330,6 @@ impl Worker {
             reason,
             status: describe_status(status),
         }
-    }
-
-    /// The exit, if the process is already gone.
-    pub(crate) fn has_exited(&self) -> bool {
-        self.process.exit_status().is_some()
     }
 
     fn send(&self, message: ToWorker) {

@@ -1,0 +1,206 @@
+//! A fault in one compartment stays there.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bulkhead::ErrorKind;
+use bulkhead::isolation::TenantPolicy;
+use bulkhead::sandbox::CallLimits;
+use bulkhead::supervisor::ExitReason;
+
+use super::{Host, Options, sigkill};
+
+/// Streams `echo` calls for `ns` until `stop`; counts calls and failures.
+fn stream(host: &Arc<Host>, ns: &'static str, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    let (host, stop) = (Arc::clone(host), Arc::clone(stop));
+    tokio::spawn(async move {
+        let (mut calls, mut errors) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            calls += 1;
+            match host.call(ns, None, "echo", "steady").await {
+                Ok(out) if out.output == b"steady" => {}
+                Ok(out) => errors.push(format!("wrong output {:?}", out.output)),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        (calls, errors)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_tenants_worker_leaves_the_others_untouched() {
+    let host = Arc::new(
+        Host::start(Options {
+            warm: 2,
+            ..Options::default()
+        })
+        .await,
+    );
+    for ns in ["tenant-a", "tenant-b", "tenant-c"] {
+        host.ok(ns, None, "echo", "warm").await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let b = stream(&host, "tenant-b", &stop);
+    let c = stream(&host, "tenant-c", &stop);
+
+    let pid = host.pid_of("ns:tenant-a");
+    let in_flight = {
+        let host = Arc::clone(&host);
+        tokio::spawn(async move { host.call("tenant-a", None, "sleep", "20000").await })
+    };
+    // Kill once the call is running on the worker.
+    let manager = host.runtime.manager();
+    while manager.get_process("ns:tenant-a").is_none_or(|p| p.in_flight == 0) {
+        tokio::task::yield_now().await;
+    }
+    sigkill(pid);
+    let err = in_flight.await.unwrap().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::WorkerCrashed, "{err}");
+    assert_eq!(err.process_id.as_deref(), Some("ns:tenant-a"));
+
+    host.wait_restarted("ns:tenant-a", 1).await;
+    assert_eq!(host.ok("tenant-a", None, "echo", "back").await, "back");
+    let process = manager.get_process("ns:tenant-a").unwrap();
+    assert_eq!(process.status.restart_count, 1);
+    assert_ne!(process.pid, Some(pid));
+
+    stop.store(true, Ordering::Relaxed);
+    for (ns, task) in [("tenant-b", b), ("tenant-c", c)] {
+        let (calls, errors) = task.await.unwrap();
+        assert!(calls > 0);
+        assert!(
+            errors.is_empty(),
+            "{ns} saw {} errors in {calls} calls: {:?}",
+            errors.len(),
+            &errors[..errors.len().min(3)]
+        );
+    }
+    Arc::into_inner(host).unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_faults_are_typed_errors_for_their_tenant_only() {
+    let policy = TenantPolicy {
+        call: CallLimits {
+            fuel: Some(50_000_000),
+            memory: 16 << 20,
+            timeout: Duration::from_millis(300),
+        },
+        ..TenantPolicy::default()
+    };
+    let host = Arc::new(
+        Host::start(Options {
+            policy,
+            ..Options::default()
+        })
+        .await,
+    );
+    host.ok("tenant-b", None, "echo", "warm").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let b = stream(&host, "tenant-b", &stop);
+    for (plugin, payload, kind) in [
+        ("spin", "", ErrorKind::FuelExhausted),
+        ("hog", "", ErrorKind::MemoryLimit),
+        ("trap", "panic", ErrorKind::GuestTrap),
+        ("sleep", "5000", ErrorKind::Timeout),
+        ("sleep", "abc", ErrorKind::GuestError),
+    ] {
+        let err = host.call("tenant-a", None, plugin, payload).await.unwrap_err();
+        assert_eq!(err.kind, kind, "{plugin} {payload}: {err}");
+    }
+    assert_eq!(host.ok("tenant-a", None, "echo", "fine").await, "fine");
+    assert_eq!(
+        host.runtime
+            .manager()
+            .get_process("ns:tenant-a")
+            .unwrap()
+            .status
+            .restart_count,
+        0
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (calls, errors) = b.await.unwrap();
+    assert!(calls > 0 && errors.is_empty(), "tenant-b: {errors:?}");
+    Arc::into_inner(host).unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_keeps_crashing_is_backed_off_and_recovers() {
+    let host = Host::start(Options {
+        backoff: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await;
+    host.ok("tenant-a", None, "echo", "up").await;
+    let unavailable = AtomicUsize::new(0);
+    for round in 1..=3 {
+        sigkill(host.pid_of("ns:tenant-a"));
+        // Until procmgr's backoff runs out, calls are refused with a retry hint.
+        let err = loop {
+            match host.call("tenant-a", None, "echo", "x").await {
+                Err(e) if e.kind == ErrorKind::WorkerUnavailable => break e,
+                Err(e) if e.kind == ErrorKind::WorkerCrashed => continue,
+                other => panic!("round {round}: expected worker_unavailable, got {other:?}"),
+            }
+        };
+        unavailable.fetch_add(1, Ordering::Relaxed);
+        assert!(err.retry_after.is_some_and(|d| d >= Duration::from_secs(1)), "{err:?}");
+        host.wait_restarted("ns:tenant-a", round).await;
+    }
+    // It stopped crashing: calls succeed again.
+    assert_eq!(host.ok("tenant-a", None, "echo", "recovered").await, "recovered");
+    let status = host.runtime.manager().get_process("ns:tenant-a").unwrap().status;
+    assert_eq!(status.restart_count, 3);
+    assert!(status.healthy);
+    assert_eq!(unavailable.load(Ordering::Relaxed), 3);
+    host.stop().await;
+}
+
+fn cgroups_writable() -> bool {
+    let probe = std::path::Path::new("/sys/fs/cgroup/memory");
+    let dir = probe.join(format!("bulkhead-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir(&dir).is_ok();
+    let _ = std::fs::remove_dir(&dir);
+    ok || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() && rustix::process::geteuid().is_root()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_over_its_cgroup_memory_is_killed_by_the_kernel_and_the_host_carries_on() {
+    if !cgroups_writable() {
+        eprintln!("cgroups are not writable here; the OOM path cannot be exercised");
+        return;
+    }
+    let policy = TenantPolicy {
+        call: CallLimits {
+            fuel: None,
+            memory: 1 << 30,
+            timeout: Duration::from_secs(60),
+        },
+        ..TenantPolicy::default()
+    };
+    let host = Host::start(Options {
+        policy,
+        cgroups: true,
+        memory_max: 96 << 20,
+        sandbox_max_memory: 1 << 30,
+        ..Options::default()
+    })
+    .await;
+    host.ok("tenant-b", None, "echo", "ok").await;
+    let err = host.call("tenant-a", None, "hog", "").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::WorkerCrashed, "{err}");
+    assert_eq!(host.ok("tenant-b", None, "echo", "still ok").await, "still ok");
+    host.wait_restarted("ns:tenant-a", 1).await;
+    let reasons: Vec<_> = host
+        .exits
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.process_id == "ns:tenant-a")
+        .map(|e| e.exit.reason)
+        .collect();
+    assert_eq!(reasons, [ExitReason::Oom]);
+    assert_eq!(host.ok("tenant-a", None, "echo", "again").await, "again");
+    host.stop().await;
+}

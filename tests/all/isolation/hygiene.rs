@@ -1,0 +1,236 @@
+//! Process hygiene: grace periods are enforced, nothing leaks, and no worker
+//! outlives the host, even one killed with SIGKILL.
+//!
+//! Two tests run in a child copy of this test binary (an ignored helper test
+//! started with `--ignored --exact`), so that they see only their own
+//! processes and descriptors, and so the host can be SIGKILLed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead::ErrorKind;
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process, pidfd_open};
+
+use super::{Host, Options, is_running};
+
+const HELPER_ENV: &str = "BULKHEAD_TEST_HELPER";
+
+/// A child process killed and reaped when dropped, so a failing assertion
+/// cannot leave it running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the ignored helper test `name` in a child test process.
+fn helper(name: &str) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "--nocapture", "--test-threads=1", name])
+            .env(HELPER_ENV, "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn helper"),
+    )
+}
+
+fn in_helper() -> bool {
+    std::env::var_os(HELPER_ENV).is_some()
+}
+
+/// Waits until `pid` has exited, by its pidfd (no polling), at most `timeout`.
+pub(super) async fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let Some(pid) = Pid::from_raw(pid as i32) else {
+        return true;
+    };
+    let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return true,
+    };
+    // SAFETY: the AsyncFd owns the pidfd until it is dropped at the end of
+    // this function.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.unwrap();
+    let gone = tokio::time::timeout(timeout, fd.readable())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    gone || !is_running(pid.as_raw_nonzero().get() as u32)
+}
+
+fn children_of_self() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit(')').next()?.split_whitespace().nth(1).map(|p| p == me))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_ignores_shutdown_is_killed_at_its_grace_period() {
+    let host = Host::start(Options::default()).await;
+    host.ok("tenant-a", None, "echo", "x").await;
+    let pid = host.pid_of("ns:tenant-a");
+    // A stopped process cannot answer Shutdown; only SIGKILL ends it.
+    kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::STOP).unwrap();
+    let grace = Duration::from_millis(500);
+    let started = Instant::now();
+    host.runtime
+        .manager()
+        .terminate_process("ns:tenant-a", Some(grace))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took >= grace, "killed before its grace period: {took:?}");
+    assert!(took <= grace + Duration::from_millis(250), "took {took:?}");
+    assert!(!is_running(pid));
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_flight_finishes_within_the_grace_period() {
+    let host = std::sync::Arc::new(Host::start(Options::default()).await);
+    host.ok("tenant-a", None, "echo", "x").await;
+    let call = {
+        let host = std::sync::Arc::clone(&host);
+        tokio::spawn(async move { host.call("tenant-a", None, "sleep", "300").await })
+    };
+    let manager = host.runtime.manager();
+    while manager.get_process("ns:tenant-a").is_none_or(|p| p.in_flight == 0) {
+        tokio::task::yield_now().await;
+    }
+    manager
+        .terminate_process("ns:tenant-a", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(call.await.unwrap().unwrap().output, b"slept 300");
+    let err = host.call("tenant-b", None, "nope", "").await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::PluginNotFound);
+    std::sync::Arc::into_inner(host).unwrap().stop().await;
+}
+
+#[test]
+fn create_terminate_cycles_leak_no_process_and_no_descriptor() {
+    let mut child = helper("isolation::hygiene::helper_create_terminate_cycles");
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "the cycle helper failed: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run in a child process by create_terminate_cycles_leak_no_process_and_no_descriptor"]
+async fn helper_create_terminate_cycles() {
+    assert!(in_helper(), "run through its parent test");
+    let host = Host::start(Options {
+        warm: 2,
+        ..Options::default()
+    })
+    .await;
+    host.ok("warmup", None, "echo", "x").await;
+    host.runtime
+        .manager()
+        .terminate_process("ns:warmup", None)
+        .await
+        .unwrap();
+    let fds_before = open_fds();
+    for i in 0..200 {
+        let ns = format!("cycle-{}", i % 7);
+        assert_eq!(host.ok(&ns, None, "echo", "x").await, "x");
+        host.runtime
+            .manager()
+            .terminate_process(&format!("ns:{ns}"), None)
+            .await
+            .unwrap();
+    }
+    // Let the pool settle back to its target before counting.
+    assert!(
+        host.runtime
+            .manager()
+            .supervisor()
+            .wait_pool_filled(Duration::from_secs(20))
+            .await
+    );
+    let fds_after = open_fds();
+    assert_eq!(host.runtime.manager().list_processes().len(), 0);
+    let workers = children_of_self();
+    assert_eq!(workers.len(), 2, "only the two pool workers may be left: {workers:?}");
+    assert!(
+        fds_after <= fds_before + 2,
+        "descriptors grew from {fds_before} to {fds_after}"
+    );
+    host.stop().await;
+    let left = children_of_self();
+    assert!(
+        left.is_empty(),
+        "children left after shutdown (zombies or strays): {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_worker_survives_a_host_killed_with_sigkill() {
+    let mut child = helper("isolation::hygiene::helper_host_that_gets_killed");
+    let stdout = child.0.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            // libtest may print "test <name> ... " on the same line first.
+            .find_map(|l| l.split_once("WORKERS").map(|(_, pids)| pids.to_owned()))
+            .expect("the helper prints its workers")
+    })
+    .await
+    .unwrap();
+    let pids: Vec<u32> = line.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert!(pids.len() >= 3, "{line}");
+    assert!(pids.iter().all(|&p| is_running(p)));
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    for pid in pids {
+        assert!(
+            wait_gone(pid, Duration::from_secs(10)).await,
+            "worker {pid} outlived its host"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run in a child process by no_worker_survives_a_host_killed_with_sigkill"]
+async fn helper_host_that_gets_killed() {
+    assert!(in_helper(), "run through its parent test");
+    let host = Host::start(Options {
+        warm: 1,
+        ..Options::default()
+    })
+    .await;
+    for ns in ["tenant-a", "tenant-b"] {
+        host.ok(ns, None, "echo", "x").await;
+    }
+    assert!(
+        host.runtime
+            .manager()
+            .supervisor()
+            .wait_pool_filled(Duration::from_secs(20))
+            .await
+    );
+    let pids = children_of_self();
+    println!(
+        "WORKERS {}",
+        pids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+    );
+    // Wait to be killed; give up (and fail) if the parent never does.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    panic!("the parent test never killed this helper");
+}

@@ -1,0 +1,214 @@
+//! The isolation runtime with real worker processes (`bulkhead worker`) and
+//! real guests: routing, faults in one compartment, supervision, admission
+//! and process hygiene.
+
+mod admission;
+mod faults;
+mod hygiene;
+mod plugins;
+mod routing;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulkhead::isolation::{
+    ExitHook, InvokeError, InvokeOutput, IsolationConfig, IsolationLevel, Runtime, RuntimeSettings, TenantPolicy,
+};
+use bulkhead::procmgr::{ProcessManagerOptions, ProcessState};
+use bulkhead::sandbox::{InstanceMode, SandboxConfig};
+use bulkhead::supervisor::{ExitEvent, OsLimits, SupervisorConfig, WorkerCommand};
+use tempfile::TempDir;
+
+/// A runtime whose workers are the real `bulkhead` binary. Shut down (every
+/// worker terminated and reaped) when dropped through [`Host::stop`], and
+/// killed by the workers' handles otherwise.
+pub struct Host {
+    pub runtime: Arc<Runtime>,
+    /// Every worker exit, as the isolation manager saw it.
+    pub exits: Arc<Mutex<Vec<ExitEvent>>>,
+    _tmp: TempDir,
+}
+
+pub struct Options {
+    pub level: IsolationLevel,
+    pub warm: usize,
+    pub policy: TenantPolicy,
+    pub grace: Duration,
+    pub backoff: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_processes: usize,
+    pub cgroups: bool,
+    pub memory_max: u64,
+    pub sandbox_max_memory: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            level: IsolationLevel::Namespace,
+            warm: 1,
+            policy: TenantPolicy::default(),
+            grace: Duration::from_secs(5),
+            backoff: Duration::from_secs(5),
+            idle_timeout: None,
+            max_processes: 64,
+            cgroups: false,
+            memory_max: 512 << 20,
+            sandbox_max_memory: SandboxConfig::DEFAULT_MAX_MEMORY,
+        }
+    }
+}
+
+pub fn guest(name: &str) -> Vec<u8> {
+    std::fs::read(super::sandbox::guest_path(name)).expect("guest artifact")
+}
+
+impl Host {
+    pub async fn start(options: Options) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
+        let mut sandbox = SandboxConfig::new(cache, &data_dir);
+        sandbox.instance_slots = 32;
+        sandbox.max_memory = options.sandbox_max_memory;
+        let mut policy = options.policy;
+        policy.level = options.level;
+        let exits = Arc::new(Mutex::new(Vec::new()));
+        let on_exit: ExitHook = {
+            let exits = Arc::clone(&exits);
+            Arc::new(move |event: &ExitEvent| exits.lock().unwrap().push(event.clone()))
+        };
+        let settings = RuntimeSettings {
+            isolation: IsolationConfig {
+                default_policy: policy,
+                grace_period: options.grace,
+                idle_timeout: options.idle_timeout,
+                max_processes: options.max_processes,
+                start_timeout: Duration::from_secs(20),
+                on_exit: Some(on_exit),
+                ..IsolationConfig::default()
+            },
+            supervisor: SupervisorConfig {
+                command: WorkerCommand {
+                    program: env!("CARGO_BIN_EXE_bulkhead").into(),
+                    open_files: 256,
+                    log: "warn".into(),
+                },
+                sandbox,
+                os_limits: OsLimits {
+                    memory_max: options.memory_max,
+                    pids_max: 64,
+                },
+                warm: options.warm,
+                start_timeout: Duration::from_secs(20),
+                cgroups: options.cgroups,
+            },
+            procmgr: ProcessManagerOptions::default().with_backoff_period(options.backoff),
+            plugins: ["echo", "counter", "spin", "hog", "trap", "sleep", "fs"]
+                .into_iter()
+                .map(|name| {
+                    let mode = if name == "counter" {
+                        InstanceMode::PerProcess
+                    } else {
+                        InstanceMode::PerRequest
+                    };
+                    (name.to_owned(), guest(name), mode)
+                })
+                .collect(),
+        };
+        let runtime = Runtime::start(settings).await.expect("runtime starts");
+        Self {
+            runtime,
+            exits,
+            _tmp: tmp,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        ns: &str,
+        session: Option<&str>,
+        plugin: &str,
+        payload: &str,
+    ) -> Result<InvokeOutput, InvokeError> {
+        self.runtime
+            .invoke(
+                ns.parse().unwrap(),
+                session.map(|s| s.parse().unwrap()),
+                plugin,
+                payload.as_bytes().to_vec(),
+            )
+            .await
+    }
+
+    /// A call that must succeed; its output as text.
+    pub async fn ok(&self, ns: &str, session: Option<&str>, plugin: &str, payload: &str) -> String {
+        let out = self
+            .call(ns, session, plugin, payload)
+            .await
+            .unwrap_or_else(|e| panic!("{ns}/{plugin} {payload:?}: {e}"));
+        String::from_utf8(out.output).unwrap()
+    }
+
+    pub fn pid_of(&self, process_id: &str) -> u32 {
+        self.runtime
+            .manager()
+            .get_process(process_id)
+            .and_then(|p| p.pid)
+            .unwrap_or_else(|| panic!("no live worker for {process_id}"))
+    }
+
+    /// Waits (event-driven, bounded) until the process is Syncing with a
+    /// live worker after `restarts` restarts.
+    pub async fn wait_restarted(&self, process_id: &str, restarts: u32) {
+        let manager = self.runtime.manager();
+        let mut watch = manager.procmgr().subscribe(process_id).expect("process known");
+        watch
+            .wait_for_timeout(
+                |s| s.state == ProcessState::Syncing && s.restart_count >= restarts && s.error_count == 0,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{process_id} did not restart: {e}"));
+    }
+
+    /// Terminates every worker and checks that none is left.
+    pub async fn stop(self) {
+        let pids: Vec<u32> = self
+            .runtime
+            .manager()
+            .list_processes()
+            .iter()
+            .filter_map(|p| p.pid)
+            .collect();
+        self.runtime
+            .shutdown(Instant::now() + Duration::from_secs(30))
+            .await
+            .expect("clean shutdown");
+        for pid in pids {
+            assert!(!is_running(pid), "worker {pid} survived shutdown");
+        }
+    }
+}
+
+/// Whether `pid` names a live (not zombie) process.
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X"))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until `pid` is gone (bounded); see `hygiene`.
+pub async fn hygiene_wait_gone(pid: u32) -> bool {
+    hygiene::wait_gone(pid, Duration::from_secs(20)).await
+}
+
+pub fn sigkill(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+}
