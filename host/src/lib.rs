@@ -10,6 +10,8 @@
 //! - [`names`]: the validated tenant names every layer passes around.
 
 pub mod builtin;
+pub mod cli;
+pub mod config;
 pub mod error_kind;
 pub mod ipc;
 pub mod isolation;

@@ -29,7 +29,8 @@ pub enum NameError {
     BadChar { what: &'static str, name: String, ch: char },
 }
 
-fn validate(what: &'static str, name: &str) -> Result<(), NameError> {
+/// Checks `name` against the naming rule; `what` names it in the error.
+pub(crate) fn validate(what: &'static str, name: &str) -> Result<(), NameError> {
     let Some(first) = name.chars().next() else {
         return Err(NameError::Empty { what });
     };

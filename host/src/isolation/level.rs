@@ -6,8 +6,7 @@ use std::str::FromStr;
 use crate::names::{Namespace, SessionId};
 
 /// How requests are grouped into worker processes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum IsolationLevel {
     /// One worker for every request: process id `shared`.
     None,
@@ -19,6 +18,9 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
+    /// Every level.
+    pub const ALL: [Self; 3] = [Self::None, Self::Namespace, Self::Session];
+
     /// The configuration name: `none`, `namespace`, `session`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -53,7 +55,7 @@ impl FromStr for IsolationLevel {
             "namespace" => Ok(Self::Namespace),
             "session" => Ok(Self::Session),
             other => Err(format!(
-                "unknown isolation level {other:?}: expected none, namespace or session"
+                "unknown isolation level {other:?}; expected one of \"none\", \"namespace\", \"session\""
             )),
         }
     }

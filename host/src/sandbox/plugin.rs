@@ -26,7 +26,7 @@ const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 
 /// How instances of a plugin are reused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum InstanceMode {
     /// A fresh instance for every call: no state survives a call.
     #[default]
@@ -46,6 +46,26 @@ impl InstanceMode {
     }
 }
 
+impl From<InstanceMode> for &'static str {
+    fn from(mode: InstanceMode) -> Self {
+        mode.as_str()
+    }
+}
+
+impl TryFrom<String> for InstanceMode {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
+impl std::fmt::Display for InstanceMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for InstanceMode {
     type Err = String;
 
@@ -54,7 +74,7 @@ impl std::str::FromStr for InstanceMode {
             "per-request" => Ok(Self::PerRequest),
             "per-process" => Ok(Self::PerProcess),
             other => Err(format!(
-                "unknown instance mode {other:?}: expected per-request or per-process"
+                "unknown instance mode {other:?}; expected one of \"per-request\", \"per-process\""
             )),
         }
     }

@@ -1,0 +1,132 @@
+//! The resolved config as TOML, for `bulkhead config check`: every value as
+//! it will be used (defaults filled in, tenants' effective level and limits),
+//! tokens as their digests. Loading the output gives the same config.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::resolved::{Config, Limits, PluginSource};
+use super::units::{format_duration, format_size};
+
+impl Config {
+    /// The resolved values as a TOML document.
+    pub fn to_toml(&self) -> String {
+        let mut root = Table::new();
+
+        let s = &self.server;
+        root.insert(
+            "server".into(),
+            table([
+                ("listen", s.listen.to_string().into()),
+                ("max_payload", format_size(s.max_payload).into()),
+                ("max_plugin_size", format_size(s.max_plugin_size).into()),
+                ("name", s.name.clone().into()),
+            ]),
+        );
+
+        let i = &self.isolation;
+        root.insert(
+            "isolation".into(),
+            table([
+                ("level", i.level.as_str().into()),
+                ("grace_period", format_duration(i.grace_period).into()),
+                ("idle_timeout", format_duration(i.idle_timeout).into()),
+                ("max_processes", i64::from(i.max_processes).into()),
+                ("start_timeout", format_duration(i.start_timeout).into()),
+            ]),
+        );
+
+        let p = &self.procmgr;
+        root.insert(
+            "procmgr".into(),
+            table([
+                ("resync_interval", format_duration(p.resync_interval).into()),
+                ("backoff_period", format_duration(p.backoff_period).into()),
+                ("metrics_namespace", p.metrics_namespace.clone().into()),
+            ]),
+        );
+
+        root.insert("pool".into(), table([("warm", i64::from(self.pool.warm).into())]));
+        root.insert("limits".into(), limits(&self.limits));
+
+        let w = &self.worker;
+        root.insert(
+            "worker".into(),
+            table([
+                ("memory_max", format_size(w.memory_max).into()),
+                ("pids_max", i64::from(w.pids_max).into()),
+                ("open_files", i64::from(w.open_files).into()),
+            ]),
+        );
+
+        let d = &self.data;
+        root.insert(
+            "data".into(),
+            table([
+                ("dir", path(&d.dir)),
+                ("cache_dir", path(&d.cache_dir)),
+                ("plugins_dir", path(&d.plugins_dir)),
+            ]),
+        );
+
+        let admin = self
+            .auth
+            .admin_token_sha256
+            .map(|h| ("admin_token_sha256", h.to_string().into()));
+        root.insert("auth".into(), table(admin));
+
+        let mut plugins = Table::new();
+        for (name, plugin) in &self.plugins {
+            let file = match &plugin.source {
+                PluginSource::Builtin => None,
+                PluginSource::File(file) => Some(("path", path(file))),
+            };
+            let entry = file.into_iter().chain([("instance", plugin.instance.as_str().into())]);
+            plugins.insert(name.clone(), table(entry));
+        }
+        root.insert("plugins".into(), Value::Table(plugins));
+
+        let mut tenants = Table::new();
+        for (ns, tenant) in &self.tenants {
+            let mut entry = Table::new();
+            entry.insert("level".into(), tenant.level.as_str().into());
+            if let Some(allowed) = &tenant.plugins {
+                entry.insert("plugins".into(), allowed.iter().cloned().collect::<Vec<_>>().into());
+            }
+            if let Some(hash) = tenant.token_sha256 {
+                entry.insert("token_sha256".into(), hash.to_string().into());
+            }
+            entry.insert("limits".into(), limits(&tenant.limits));
+            tenants.insert(ns.clone(), Value::Table(entry));
+        }
+        if !tenants.is_empty() {
+            root.insert("tenants".into(), Value::Table(tenants));
+        }
+
+        let body = toml::to_string(&root).expect("a TOML table always serializes");
+        format!("# bulkhead: resolved configuration\n{body}")
+    }
+}
+
+fn table<'a>(entries: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
+    Value::Table(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn limits(limits: &Limits) -> Value {
+    // Fuel fits in i64 for any value a config can hold (TOML integers are i64).
+    let fuel = limits.fuel.map_or(0, |f| i64::try_from(f).unwrap_or(i64::MAX));
+    table([
+        ("fuel", fuel.into()),
+        ("memory", format_size(limits.memory).into()),
+        ("timeout", format_duration(limits.timeout).into()),
+        ("max_concurrent", i64::from(limits.max_concurrent).into()),
+        ("max_queued", i64::from(limits.max_queued).into()),
+        ("queue_timeout", format_duration(limits.queue_timeout).into()),
+    ])
+}
+
+/// Paths that are not UTF-8 are shown lossily.
+fn path(path: &Path) -> Value {
+    path.to_string_lossy().into_owned().into()
+}

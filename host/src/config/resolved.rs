@@ -1,0 +1,574 @@
+//! The resolved configuration: every knob with its final, validated value,
+//! its default, its bounds and what it does against a malicious tenant.
+//!
+//! Built by [`Config::load`](super::Config::load) (file, environment,
+//! flags) or [`Config::default`]; `config/bulkhead.toml` documents the same
+//! knobs for operators and a test keeps it equal to these defaults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::auth::{Identity, TokenHash, Tokens};
+use super::error::{ConfigError, Origin};
+use super::levels::{InstanceMode, IsolationLevel};
+
+/// The whole resolved configuration. Sections mirror the TOML tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `[server]`: the HTTP API.
+    pub server: ServerConfig,
+    /// `[isolation]`: how requests map to worker processes.
+    pub isolation: IsolationConfig,
+    /// `[procmgr]`: supervision timing and metrics.
+    pub procmgr: ProcmgrConfig,
+    /// `[pool]`: pre-started workers.
+    pub pool: PoolConfig,
+    /// `[limits]`: per-call and per-worker admission limits, for tenants
+    /// that do not override them.
+    pub limits: Limits,
+    /// `[worker]`: OS limits of each worker process.
+    pub worker: WorkerLimits,
+    /// `[data]`: where state lives on disk.
+    pub data: DataConfig,
+    /// `[auth]`: the admin token.
+    pub auth: AuthConfig,
+    /// `[plugins.NAME]`: the built-ins plus configured plugin files, by name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// `[tenants.NAMESPACE]`: per-tenant overrides, by namespace. A namespace
+    /// not listed here runs with the global level and limits and may call any
+    /// plugin (and, with auth on, only the admin token can reach it).
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+impl Default for Config {
+    /// The embedded default: what `bulkhead serve` runs with no config file,
+    /// and what `config/bulkhead.toml` spells out.
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            isolation: IsolationConfig::default(),
+            procmgr: ProcmgrConfig::default(),
+            pool: PoolConfig::default(),
+            limits: Limits::default(),
+            worker: WorkerLimits::default(),
+            data: DataConfig::default(),
+            auth: AuthConfig::default(),
+            plugins: builtin_plugins(),
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address the HTTP API binds: an IP address and a port (host names are
+    /// refused, so what is bound is exactly what is written; port 0 picks a
+    /// free port). Default `127.0.0.1:8080`. A non-loopback address requires
+    /// a token (`auth.admin_token_sha256` or a tenant's `token_sha256`):
+    /// without one, anyone who can reach the port could run code as any
+    /// tenant, so such a config is refused.
+    pub listen: SocketAddr,
+    /// Largest request body of `/v1/invoke`, in bytes; a larger one gets 413
+    /// `payload_too_large` without being read in full. Default 1 MiB, at most
+    /// [`Self::MAX_PAYLOAD_CEILING`]. The payload is copied into the guest's
+    /// memory, so it also counts against `limits.memory`. Against a malicious
+    /// tenant: bounds the host memory one request can make the host hold
+    /// (times the calls in flight and queued).
+    pub max_payload: u64,
+    /// Largest plugin accepted by `PUT /v1/plugins` and for a configured
+    /// plugin file, in bytes. Default 64 MiB, at most
+    /// [`Self::MAX_PLUGIN_SIZE_CEILING`]. Compile time and disk use grow with
+    /// it. Uploads need the admin token when auth is on.
+    pub max_plugin_size: u64,
+    /// The backend name of the health report (`Backend: NAME`). Default
+    /// `bulkhead`; 1 to [`Self::NAME_MAX_LEN`] characters, none of them a
+    /// control character (it is printed into a line-oriented report).
+    pub name: String,
+}
+
+impl ServerConfig {
+    /// `127.0.0.1:8080`: loopback, so a fresh install is not reachable from
+    /// the network.
+    pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+    /// 1 MiB.
+    pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 20;
+    /// 1 GiB: a payload is held in host memory and copied twice (to the
+    /// worker, into the guest); beyond this a request stream is the wrong tool.
+    pub const MAX_PAYLOAD_CEILING: u64 = 1 << 30;
+    /// 64 MiB.
+    pub const DEFAULT_MAX_PLUGIN_SIZE: u64 = 64 << 20;
+    /// 1 GiB: the compiled code of a component is several times its size and
+    /// is loaded by every worker.
+    pub const MAX_PLUGIN_SIZE_CEILING: u64 = 1 << 30;
+    /// `bulkhead`.
+    pub const DEFAULT_NAME: &str = "bulkhead";
+    /// 128 characters: one line of the report.
+    pub const NAME_MAX_LEN: usize = 128;
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: Self::DEFAULT_LISTEN,
+            max_payload: Self::DEFAULT_MAX_PAYLOAD,
+            max_plugin_size: Self::DEFAULT_MAX_PLUGIN_SIZE,
+            name: Self::DEFAULT_NAME.to_owned(),
+        }
+    }
+}
+
+/// `[isolation]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsolationConfig {
+    /// How requests are grouped into workers: `none` (one shared worker),
+    /// `namespace` (one per tenant) or `session` (one per session). Default
+    /// `namespace`; a tenant may override it (`tenants.NS.level`). Against a
+    /// malicious tenant: at `none` a tenant that crashes, hangs or floods its
+    /// worker harms every tenant; `namespace` confines that to the tenant;
+    /// `session` also separates a tenant's sessions, at one process per
+    /// session id (bounded by `max_processes`).
+    pub level: IsolationLevel,
+    /// How long a worker being terminated may finish its calls after the
+    /// shutdown message before it is killed (SIGKILL). Default 10s; `0s`
+    /// kills at once; at most [`Self::GRACE_PERIOD_CEILING`]. Host shutdown
+    /// waits up to this long. Against a malicious tenant: a guest that
+    /// ignores shutdown keeps its worker at most this long.
+    pub grace_period: Duration,
+    /// A worker with no call in flight or queued for this long is terminated;
+    /// its next call starts a new one (a cold start). Default 5m; `0s`
+    /// disables it (idle workers then live until evicted by `max_processes`
+    /// or shutdown); at most [`Self::IDLE_TIMEOUT_CEILING`]. Frees the memory
+    /// of tenants that went away.
+    pub idle_timeout: Duration,
+    /// Most tenant workers alive at once (idle `pool` workers are not
+    /// counted). At the cap, the least recently used idle worker is evicted;
+    /// if none is idle, the call gets 503 `worker_unavailable`. Default 64,
+    /// 1 to [`Self::MAX_PROCESSES_CEILING`]. Against a malicious tenant: at
+    /// level `session` every new session id would otherwise start a process;
+    /// this bounds the processes (and memory: times `worker.memory_max`) the
+    /// host can be made to run. The cap is per host, not per tenant.
+    pub max_processes: u32,
+    /// Addition to `CONTRACT.md`: how long a new worker may take to report
+    /// ready (after spawn, or after a pool worker is assigned); past it the
+    /// start fails and procmgr retries with backoff. Default 5s, more than 0,
+    /// at most [`Self::START_TIMEOUT_CEILING`].
+    pub start_timeout: Duration,
+}
+
+impl IsolationConfig {
+    /// 10 s.
+    pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+    /// 5 minutes: shutdown of the host waits for the longest grace period,
+    /// and a service manager kills a host that takes longer than that.
+    pub const GRACE_PERIOD_CEILING: Duration = Duration::from_secs(5 * 60);
+    /// 5 minutes.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    /// 30 days: longer is "never" (write `0s`), and keeps `Instant + timeout`
+    /// arithmetic far from overflow, which panics.
+    pub const IDLE_TIMEOUT_CEILING: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// 64 workers: about 0.7 GB resident when idle (11 MB each).
+    pub const DEFAULT_MAX_PROCESSES: u32 = 64;
+    /// 4096 workers: past this, pids, file descriptors and the pooling
+    /// allocator's address-space reservations of one host run out first.
+    pub const MAX_PROCESSES_CEILING: u32 = 4096;
+    /// 5 s: a fresh worker is ready in about 3-7 ms; seconds mean it is stuck.
+    pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(5);
+    /// 5 minutes.
+    pub const START_TIMEOUT_CEILING: Duration = Duration::from_secs(5 * 60);
+}
+
+impl Default for IsolationConfig {
+    fn default() -> Self {
+        Self {
+            level: IsolationLevel::default(),
+            grace_period: Self::DEFAULT_GRACE_PERIOD,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_processes: Self::DEFAULT_MAX_PROCESSES,
+            start_timeout: Self::DEFAULT_START_TIMEOUT,
+        }
+    }
+}
+
+/// `[procmgr]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcmgrConfig {
+    /// Interval between resyncs (health checks) of a healthy worker, jittered
+    /// by 10%. Default 30s, at least [`Self::RESYNC_INTERVAL_FLOOR`], at most
+    /// [`Self::RESYNC_INTERVAL_CEILING`]. Shorter
+    /// finds a wedged worker sooner at one ping per worker per interval; a
+    /// worker's exit is noticed at once regardless.
+    pub resync_interval: Duration,
+    /// Cap of the retry backoff after a worker fails (1s doubling per
+    /// consecutive failure, up to this). Default 5s, more than 0, at most
+    /// [`Self::BACKOFF_PERIOD_CEILING`]. Calls during the backoff get 503
+    /// `worker_unavailable` with `Retry-After`. Against a malicious tenant: a
+    /// guest that crashes its worker on every call costs at most one restart
+    /// per backoff period.
+    pub backoff_period: Duration,
+    /// Prefix of the procmgr metric names (`<prefix>_process_restarts_total`,
+    /// ...). Default `procmgr`; must match `[a-zA-Z_][a-zA-Z0-9_]*` (a valid
+    /// Prometheus name), at most [`Self::METRICS_NAMESPACE_MAX_LEN`] long.
+    pub metrics_namespace: String,
+}
+
+impl ProcmgrConfig {
+    /// 30 s.
+    pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+    /// 100 ms: shorter turns health checking into a busy loop.
+    pub const RESYNC_INTERVAL_FLOOR: Duration = Duration::from_millis(100);
+    /// 30 days: keeps `Instant + interval` arithmetic far from overflow.
+    pub const RESYNC_INTERVAL_CEILING: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// 5 s.
+    pub const DEFAULT_BACKOFF_PERIOD: Duration = Duration::from_secs(5);
+    /// 1 hour: a tenant waits at most this long after its worker recovers.
+    pub const BACKOFF_PERIOD_CEILING: Duration = Duration::from_secs(3600);
+    /// `procmgr`, the memo's metric names.
+    pub const DEFAULT_METRICS_NAMESPACE: &str = "procmgr";
+    /// 64 characters.
+    pub const METRICS_NAMESPACE_MAX_LEN: usize = 64;
+}
+
+impl Default for ProcmgrConfig {
+    fn default() -> Self {
+        Self {
+            resync_interval: Self::DEFAULT_RESYNC_INTERVAL,
+            backoff_period: Self::DEFAULT_BACKOFF_PERIOD,
+            metrics_namespace: Self::DEFAULT_METRICS_NAMESPACE.to_owned(),
+        }
+    }
+}
+
+/// `[pool]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Idle, tenant-agnostic workers kept started (engine up, plugins
+    /// loaded); a new process adopts one, so its cold start is an IPC round
+    /// trip instead of a spawn. Refilled in the background. Default 2; `0`
+    /// turns the pool off; at most `isolation.max_processes`. Each costs
+    /// about 11 MB resident.
+    pub warm: u32,
+}
+
+impl PoolConfig {
+    /// 2: enough to absorb two new keys arriving together.
+    pub const DEFAULT_WARM: u32 = 2;
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            warm: Self::DEFAULT_WARM,
+        }
+    }
+}
+
+/// `[limits]` and `[tenants.NS.limits]`: what one call and one worker's
+/// admission may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Fuel one call may consume (about one unit per wasm instruction);
+    /// `None` (written `0`) is unlimited. Default 1 000 000 000 (about a
+    /// second of straight-line code). Against a malicious tenant: stops a
+    /// spinning guest deterministically, with `fuel_exhausted`; with fuel
+    /// unlimited only `timeout` stops it.
+    pub fuel: Option<u64>,
+    /// Bytes one instance may hold in all its linear memories and tables
+    /// together. Default 64 MiB; at least [`Self::MEMORY_FLOOR`], at most
+    /// [`Self::MEMORY_CEILING`] and at most `worker.memory_max`. Against a
+    /// malicious tenant: growth past it fails (`memory_limit`). Calls in
+    /// flight at once each have this much, so `max_concurrent * memory` may
+    /// exceed `worker.memory_max`: then the kernel kills the worker, which
+    /// only its own tenant (at `namespace`/`session`) notices.
+    pub memory: u64,
+    /// Wall-clock deadline of one call, from its admission. Default 5s; at
+    /// least [`Self::TIMEOUT_FLOOR`], at most [`Self::TIMEOUT_CEILING`].
+    /// Against a malicious tenant: stops a guest that blocks or sleeps
+    /// (`timeout`), which fuel cannot see.
+    pub timeout: Duration,
+    /// Calls one worker runs at once. Default 16, 1 to
+    /// [`Self::MAX_CONCURRENT_CEILING`]. Each needs an instance slot in the
+    /// worker. At level `none` every tenant shares these.
+    pub max_concurrent: u32,
+    /// Calls that may wait for a worker's concurrency; more get 429
+    /// `bulkhead_full`. Default 64, 1 to [`Self::MAX_QUEUED_CEILING`]. Against
+    /// a malicious tenant: a flood fills only its own worker's queue at level
+    /// `namespace`/`session`, but everyone's at `none`.
+    pub max_queued: u32,
+    /// Longest a call waits in the queue before it gets 429 `bulkhead_full`.
+    /// Default 1s, more than 0, at most [`Self::QUEUE_TIMEOUT_CEILING`]. The
+    /// wait does not count against `timeout`.
+    pub queue_timeout: Duration,
+}
+
+impl Limits {
+    /// 1 billion units: about a second of straight-line guest code.
+    pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+    /// 64 MiB.
+    pub const DEFAULT_MEMORY: u64 = 64 << 20;
+    /// 64 KiB: one wasm page; less and no guest with a memory can run.
+    pub const MEMORY_FLOOR: u64 = 64 << 10;
+    /// 4 GiB: the most a 32-bit wasm memory can address.
+    pub const MEMORY_CEILING: u64 = 4 << 30;
+    /// 5 s.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// 1 ms: the deadline is enforced by an epoch ticker at a tenth of it.
+    pub const TIMEOUT_FLOOR: Duration = Duration::from_millis(1);
+    /// 1 hour: a call longer than this is a job, not a request.
+    pub const TIMEOUT_CEILING: Duration = Duration::from_secs(3600);
+    /// 16 calls.
+    pub const DEFAULT_MAX_CONCURRENT: u32 = 16;
+    /// 1000 calls: each needs an instance slot, and 1000 slots of the pooling
+    /// allocator already reserve terabytes of address space.
+    pub const MAX_CONCURRENT_CEILING: u32 = 1000;
+    /// 64 calls.
+    pub const DEFAULT_MAX_QUEUED: u32 = 64;
+    /// 100 000 calls: each queued call holds its payload in host memory.
+    pub const MAX_QUEUED_CEILING: u32 = 100_000;
+    /// 1 s.
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+    /// 5 minutes.
+    pub const QUEUE_TIMEOUT_CEILING: Duration = Duration::from_secs(5 * 60);
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: Some(Self::DEFAULT_FUEL),
+            memory: Self::DEFAULT_MEMORY,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_concurrent: Self::DEFAULT_MAX_CONCURRENT,
+            max_queued: Self::DEFAULT_MAX_QUEUED,
+            queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
+        }
+    }
+}
+
+/// `[worker]`: OS limits of each worker process, enforced by cgroups and
+/// rlimits where the machine allows (else logged once and skipped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerLimits {
+    /// Memory of one worker process (cgroup `memory.max`), in bytes. Default
+    /// 512 MiB, at least [`Self::MEMORY_MAX_FLOOR`], and at least
+    /// `limits.memory`. Against a malicious tenant: a worker past it is
+    /// killed by the kernel (`worker_crashed`), the host and other workers
+    /// carry on.
+    pub memory_max: u64,
+    /// Processes and threads of one worker (cgroup `pids.max`). Default 64,
+    /// at least [`Self::PIDS_MAX_FLOOR`]. Against a malicious tenant: stops
+    /// a fork or thread bomb should a guest ever escape the sandbox.
+    pub pids_max: u32,
+    /// Open file descriptors of one worker (`RLIMIT_NOFILE`). Default 256,
+    /// [`Self::OPEN_FILES_FLOOR`] to [`Self::OPEN_FILES_CEILING`]. Guests'
+    /// `/data` files count here.
+    pub open_files: u32,
+}
+
+impl WorkerLimits {
+    /// 512 MiB.
+    pub const DEFAULT_MEMORY_MAX: u64 = 512 << 20;
+    /// 32 MiB: an idle worker is already 11 MB resident.
+    pub const MEMORY_MAX_FLOOR: u64 = 32 << 20;
+    /// 64.
+    pub const DEFAULT_PIDS_MAX: u32 = 64;
+    /// 8: the worker's runtime, epoch ticker and spawner threads.
+    pub const PIDS_MAX_FLOOR: u32 = 8;
+    /// 256.
+    pub const DEFAULT_OPEN_FILES: u32 = 256;
+    /// 16: stdio, the IPC socket and the data directory.
+    pub const OPEN_FILES_FLOOR: u32 = 16;
+    /// 1048576: Linux's default `fs.nr_open`, above which the rlimit cannot be set.
+    pub const OPEN_FILES_CEILING: u32 = 1 << 20;
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        Self {
+            memory_max: Self::DEFAULT_MEMORY_MAX,
+            pids_max: Self::DEFAULT_PIDS_MAX,
+            open_files: Self::DEFAULT_OPEN_FILES,
+        }
+    }
+}
+
+/// `[data]`. Relative paths are relative to the working directory of the
+/// host (unlike plugin paths, which are relative to the config file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataConfig {
+    /// Root of the tenants' data: namespace `NS` gets `<dir>/NS`, preopened
+    /// to its guests as `/data`. Default `./bulkhead-data`. Against a
+    /// malicious tenant: a namespace is a single path component that never
+    /// starts with `.`, so no tenant reaches outside its own directory or
+    /// into the `.`-named directories below.
+    pub dir: PathBuf,
+    /// Compiled plugins (native code workers map and run). Default
+    /// `<dir>/.cache`. If inside `dir`, its first component there must start
+    /// with `.`: a directory a tenant could be given as `/data` must never
+    /// hold code that other tenants' workers run.
+    pub cache_dir: PathBuf,
+    /// Deployed plugins (`PUT /v1/plugins`), kept across restarts. Default
+    /// `<dir>/.plugins`; the same rule as `cache_dir`.
+    pub plugins_dir: PathBuf,
+}
+
+impl DataConfig {
+    /// `./bulkhead-data`.
+    pub const DEFAULT_DIR: &str = "./bulkhead-data";
+    /// Name of the default `cache_dir` inside `dir`.
+    pub const CACHE_SUBDIR: &str = ".cache";
+    /// Name of the default `plugins_dir` inside `dir`.
+    pub const PLUGINS_SUBDIR: &str = ".plugins";
+
+    /// The defaults for a data root at `dir`.
+    pub fn under(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        Self {
+            cache_dir: dir.join(Self::CACHE_SUBDIR),
+            plugins_dir: dir.join(Self::PLUGINS_SUBDIR),
+            dir,
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self::under(Self::DEFAULT_DIR)
+    }
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Digest of the admin token, which may call every endpoint in every
+    /// namespace. Default: none. When any token (this or a tenant's) is
+    /// configured, every `/v1` call needs `Authorization: Bearer TOKEN`.
+    pub admin_token_sha256: Option<TokenHash>,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Embedded in the binary (`echo`, `counter`).
+    Builtin,
+    /// A `.wasm` component file; checked to exist when the config is loaded.
+    File(PathBuf),
+}
+
+/// `[plugins.NAME]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// `path`: the component file, made absolute when loaded. Relative to the
+    /// config file's directory when set in the file; to the working directory
+    /// when set by an environment variable. May be omitted only for a
+    /// built-in name, to change its `instance`.
+    pub source: PluginSource,
+    /// `instance`: `per-request` (default) or `per-process`.
+    pub instance: InstanceMode,
+}
+
+/// The plugins every host has unless a `[plugins.NAME]` entry replaces them.
+pub const BUILTIN_PLUGINS: [(&str, InstanceMode); 2] = [
+    ("echo", InstanceMode::PerRequest),
+    ("counter", InstanceMode::PerProcess),
+];
+
+/// The built-in plugins, as configured when nothing overrides them.
+pub(crate) fn builtin_plugins() -> BTreeMap<String, PluginConfig> {
+    BUILTIN_PLUGINS
+        .iter()
+        .map(|&(name, instance)| {
+            let plugin = PluginConfig {
+                source: PluginSource::Builtin,
+                instance,
+            };
+            (name.to_owned(), plugin)
+        })
+        .collect()
+}
+
+/// `[tenants.NAMESPACE]`, with the tenant's effective values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// The tenant's isolation level: its `level`, else `isolation.level`.
+    pub level: IsolationLevel,
+    /// `plugins`: the only plugins the tenant may call; `None` means all.
+    /// Each name must be a configured or built-in plugin.
+    pub plugins: Option<BTreeSet<String>>,
+    /// `token_sha256`: digest of the tenant's token, valid only for this
+    /// namespace and for no admin endpoint. No two callers share one.
+    pub token_sha256: Option<TokenHash>,
+    /// `[limits]` with the tenant's `[tenants.NS.limits]` keys laid over it.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The isolation level requests of namespace `ns` run at.
+    pub fn tenant_level(&self, ns: &str) -> IsolationLevel {
+        self.tenants.get(ns).map_or(self.isolation.level, |t| t.level)
+    }
+
+    /// The limits of namespace `ns`: the global ones with its overrides.
+    pub fn tenant_limits(&self, ns: &str) -> Limits {
+        self.tenants
+            .get(ns)
+            .map_or_else(|| self.limits.clone(), |t| t.limits.clone())
+    }
+
+    /// Whether namespace `ns` may call `plugin` (its allow-list, if any).
+    pub fn plugin_allowed(&self, ns: &str, plugin: &str) -> bool {
+        match self.tenants.get(ns).and_then(|t| t.plugins.as_ref()) {
+            Some(allowed) => allowed.contains(plugin),
+            None => true,
+        }
+    }
+
+    /// Whether any token is configured, so every `/v1` call needs one.
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.admin_token_sha256.is_some() || self.tenants.values().any(|t| t.token_sha256.is_some())
+    }
+
+    /// The token lookup table: the admin digest and every tenant's.
+    pub fn tokens(&self) -> Tokens {
+        let tenants = self
+            .tenants
+            .iter()
+            .filter_map(|(ns, t)| Some((t.token_sha256?, ns.clone())))
+            .collect();
+        Tokens::new(self.auth.admin_token_sha256, tenants)
+    }
+
+    /// Identifies a bearer token; see [`Tokens::identify`].
+    pub fn identify(&self, bearer: &str) -> Identity {
+        self.tokens().identify(bearer)
+    }
+
+    /// Refuses to serve on a non-loopback address when no token is
+    /// configured. [`Config::load`] already applies it; call it again after
+    /// changing `server.listen` or the tokens in code.
+    pub fn check_exposure(&self) -> Result<(), ConfigError> {
+        self.check_exposure_from(Origin::Default)
+    }
+
+    pub(crate) fn check_exposure_from(&self, origin: Origin) -> Result<(), ConfigError> {
+        let listen = self.server.listen;
+        if is_loopback(listen.ip()) || self.auth_enabled() {
+            return Ok(());
+        }
+        let message = format!(
+            "{listen} is not a loopback address and no token is configured, so anyone who can reach it could \
+             run code as any tenant: set auth.admin_token_sha256 (printf %s TOKEN | sha256sum) or a tenant's \
+             token_sha256, or listen on 127.0.0.1"
+        );
+        Err(ConfigError::invalid(&["server", "listen"], origin, message))
+    }
+}
+
+/// `127.0.0.0/8`, `::1`, and `::ffff:127.x.y.z`.
+pub(crate) fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}

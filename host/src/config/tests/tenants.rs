@@ -1,0 +1,130 @@
+//! Per-tenant levels, limits and allow-lists, and configured plugins.
+
+use super::*;
+
+#[test]
+fn tenant_overrides_merge_with_the_global_limits() {
+    let config = load(
+        r#"
+        [isolation]
+        level = "none"
+        [limits]
+        timeout = "3s"
+        max_concurrent = 10
+        [tenants.small]
+        level = "session"
+        [tenants.small.limits]
+        max_concurrent = 2
+        fuel = 0
+        [tenants.plain]
+        "#,
+    )
+    .unwrap();
+    let small = config.tenant_limits("small");
+    assert_eq!(small.max_concurrent, 2);
+    assert_eq!(small.fuel, None);
+    assert_eq!(
+        small.timeout,
+        Duration::from_secs(3),
+        "inherited from [limits], not the default"
+    );
+    assert_eq!(small.memory, Limits::DEFAULT_MEMORY);
+    assert_eq!(config.tenant_limits("plain"), config.limits);
+    assert_eq!(config.tenant_limits("unlisted"), config.limits);
+    assert_eq!(config.tenant_level("small"), IsolationLevel::Session);
+    assert_eq!(config.tenant_level("plain"), IsolationLevel::None);
+    assert_eq!(config.tenant_level("unlisted"), IsolationLevel::None);
+}
+
+#[test]
+fn allow_lists_limit_the_plugins_a_tenant_may_call() {
+    let config = load("[tenants.a]\nplugins = [\"echo\"]\n[tenants.none]\nplugins = []\n").unwrap();
+    assert!(config.plugin_allowed("a", "echo"));
+    assert!(!config.plugin_allowed("a", "counter"));
+    assert!(!config.plugin_allowed("none", "echo"));
+    assert!(config.plugin_allowed("unlisted", "counter"));
+}
+
+#[test]
+fn allow_list_naming_an_unknown_plugin_is_refused() {
+    let file = File::new("[tenants.acme]\nplugins = [\"echo\", \"ecoh\"]\n");
+    assert_invalid(
+        file.load(),
+        "tenants.acme.plugins",
+        &file_origin(&file),
+        &["\"ecoh\"", "counter, echo"],
+    );
+}
+
+#[test]
+fn invalid_tenant_and_plugin_names_are_refused() {
+    let file = File::new("[tenants.\".hidden\"]\nlevel = \"none\"\n");
+    assert_invalid(
+        file.load(),
+        "tenants.\".hidden\"",
+        &file_origin(&file),
+        &["not a valid name"],
+    );
+
+    let file = File::new("[plugins.\"a/b\"]\npath = \"x.wasm\"\n");
+    assert_invalid(
+        file.load(),
+        "plugins.\"a/b\"",
+        &file_origin(&file),
+        &["not a valid name"],
+    );
+}
+
+#[test]
+fn plugin_paths_are_relative_to_the_config_file() {
+    let file = File::new("[plugins.mine]\npath = \"plugins/mine.wasm\"\ninstance = \"per-process\"\n");
+    std::fs::create_dir(file.dir.path().join("plugins")).unwrap();
+    std::fs::write(file.dir.path().join("plugins/mine.wasm"), b"\0asm").unwrap();
+    let config = file.load().unwrap();
+    let mine = &config.plugins["mine"];
+    assert_eq!(
+        mine.source,
+        PluginSource::File(file.dir.path().join("plugins/mine.wasm"))
+    );
+    assert_eq!(mine.instance, InstanceMode::PerProcess);
+    assert_eq!(config.plugins["echo"].source, PluginSource::Builtin, "built-ins stay");
+}
+
+#[test]
+fn plugin_files_must_exist_and_fit_the_size_limit() {
+    let file = File::new("[plugins.mine]\npath = \"missing.wasm\"\n");
+    assert_invalid(
+        file.load(),
+        "plugins.mine.path",
+        &file_origin(&file),
+        &["missing.wasm", "expected a .wasm file"],
+    );
+
+    let file = File::new("[plugins.mine]\ninstance = \"per-request\"\n");
+    assert_invalid(file.load(), "plugins.mine.path", &file_origin(&file), &["is missing"]);
+
+    let file = File::new("[server]\nmax_plugin_size = 2\n[plugins.mine]\npath = \"big.wasm\"\n");
+    std::fs::write(file.dir.path().join("big.wasm"), b"\0asm").unwrap();
+    assert_invalid(
+        file.load(),
+        "plugins.mine.path",
+        &file_origin(&file),
+        &["4B, more than server.max_plugin_size"],
+    );
+
+    let file = File::new("[plugins.mine]\npath = \".\"\n");
+    assert_invalid(file.load(), "plugins.mine.path", &file_origin(&file), &["not a file"]);
+}
+
+#[test]
+fn builtin_plugins_can_be_reconfigured_or_replaced() {
+    let file = File::new("[plugins.counter]\ninstance = \"per-request\"\n[plugins.echo]\npath = \"echo.wasm\"\n");
+    std::fs::write(file.dir.path().join("echo.wasm"), b"\0asm").unwrap();
+    let config = file.load().unwrap();
+    assert_eq!(config.plugins["counter"].source, PluginSource::Builtin);
+    assert_eq!(config.plugins["counter"].instance, InstanceMode::PerRequest);
+    assert_eq!(
+        config.plugins["echo"].source,
+        PluginSource::File(file.dir.path().join("echo.wasm"))
+    );
+}
