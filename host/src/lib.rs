@@ -9,15 +9,18 @@
 //! - [`builtin`]: the plugins embedded in the binary.
 //! - [`names`]: the validated tenant names every layer passes around.
 
+pub mod api;
 pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod error_kind;
 pub mod ipc;
 pub mod isolation;
+pub mod metrics;
 pub mod names;
 pub mod procmgr;
 pub mod sandbox;
+pub mod service;
 pub mod supervisor;
 pub mod worker;
 

@@ -27,21 +27,25 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 pub mod client;
+mod config_check;
 mod deploy;
 mod error;
 mod health;
 mod invoke;
 mod processes;
+mod serve;
 mod terminate;
 #[cfg(test)]
 mod tests;
 
 pub use self::client::{BaseUrl, Client};
+pub use self::config_check::{ConfigCheckCommand, ConfigCommand};
 pub use self::deploy::DeployCommand;
 pub use self::error::{CliError, EXIT_LOCAL, EXIT_SERVER, EXIT_TRANSPORT, EXIT_USAGE, ServerError};
 pub use self::health::HealthCommand;
 pub use self::invoke::InvokeCommand;
 pub use self::processes::ProcessesCommand;
+pub use self::serve::ServeCommand;
 pub use self::terminate::TerminateCommand;
 
 /// The host address used when neither `--url` nor `BULKHEAD_URL` is given.

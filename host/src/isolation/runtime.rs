@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{IsolationError, IsolationKey, IsolationLevel, IsolationManager};
+use super::{IsolationError, IsolationKey, IsolationLevel, IsolationManager, Rejection};
 use crate::ErrorKind;
 use crate::ipc::PluginSpec;
 use crate::names::{Namespace, SessionId};
@@ -40,6 +40,8 @@ pub struct InvokeError {
     pub message: String,
     pub process_id: Option<String>,
     pub retry_after: Option<Duration>,
+    /// Why the bulkhead refused the call, for `bulkhead_full`.
+    pub rejection: Option<Rejection>,
 }
 
 impl InvokeError {
@@ -49,6 +51,7 @@ impl InvokeError {
             message: message.into(),
             process_id: None,
             retry_after: None,
+            rejection: None,
         }
     }
 
@@ -69,6 +72,7 @@ impl From<IsolationError> for InvokeError {
             message: e.to_string(),
             process_id: None,
             retry_after,
+            rejection: None,
         }
     }
 }
@@ -215,6 +219,7 @@ impl Runtime {
             ),
             process_id: Some(id.to_owned()),
             retry_after: Some(BULKHEAD_RETRY_AFTER),
+            rejection: Some(rejection),
         })?;
         let result = acquired
             .worker

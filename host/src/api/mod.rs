@@ -1,0 +1,60 @@
+//! The HTTP API (`CONTRACT.md` section 2) on axum.
+//!
+//! Handlers translate between HTTP and the [`Runtime`]; every failure is an
+//! [`ApiError`] with the contract's kind, status and JSON body.
+
+mod admin;
+mod auth;
+mod error;
+pub mod health;
+mod invoke;
+mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+
+pub use self::error::ApiError;
+use crate::config::{Config, Tokens};
+use crate::isolation::Runtime;
+use crate::metrics::HostMetrics;
+use crate::procmgr::PrometheusMetrics;
+use crate::service::PluginStore;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub config: Config,
+    pub tokens: Tokens,
+    pub metrics: HostMetrics,
+    pub procmgr_metrics: Arc<PrometheusMetrics>,
+    pub store: PluginStore,
+    /// Set once the plugins are compiled and the warm pool is filled.
+    pub ready: AtomicBool,
+}
+
+/// The router of every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_payload = usize::try_from(state.config.server.max_payload).unwrap_or(usize::MAX);
+    let max_plugin = usize::try_from(state.config.server.max_plugin_size).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/invoke/{plugin}", post(invoke::invoke).layer(DefaultBodyLimit::max(max_payload)))
+        .route(
+            "/v1/plugins/{name}",
+            put(admin::put_plugin).delete(admin::delete_plugin).layer(DefaultBodyLimit::max(max_plugin)),
+        )
+        .route("/v1/plugins", get(admin::list_plugins))
+        .route("/v1/processes", get(admin::list_processes))
+        .route("/v1/processes/{id}", get(admin::get_process).delete(admin::terminate_process))
+        .route("/v1/health", get(status::health))
+        .route("/v1/health/report", get(status::health_report))
+        .route("/healthz", get(status::healthz))
+        .route("/readyz", get(status::readyz))
+        .route("/metrics", get(status::metrics))
+        .fallback(status::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,53 @@
+//! Health, readiness, metrics, and the 404 of unknown paths.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::auth::authenticate;
+use super::error::ApiError;
+use super::health::{health_json, health_report as render_report};
+use crate::ErrorKind;
+
+pub(super) async fn health(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
+    Ok(Json(health_json(&state.runtime.manager().health())))
+}
+
+pub(super) async fn health_report(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
+    let text = render_report(&state.config.server.name, &state.runtime.manager().health());
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+pub(super) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting: the warm pool is not filled yet\n")
+    }
+}
+
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let manager = state.runtime.manager();
+    let assigned = manager.procmgr().syncer().all_assigned().iter().filter(|(_, a)| a.worker.is_alive()).count();
+    state.metrics.set_workers(manager.supervisor().idle_workers(), assigned);
+    let text = state.metrics.render(&[state.procmgr_metrics.registry()]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+pub(super) async fn not_found() -> ApiError {
+    ApiError::new(ErrorKind::InvalidRequest, "no such endpoint; see CONTRACT.md section 2")
+}

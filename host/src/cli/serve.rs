@@ -1,0 +1,123 @@
+//! `bulkhead serve`: runs the host until SIGINT or SIGTERM.
+//!
+//! Order of events: load and validate the configuration (before binding or
+//! spawning anything), compile the plugins, start the supervisor and warm
+//! pool, bind, print `listening on http://HOST:PORT`, serve. On a signal:
+//! stop accepting, let in-flight requests finish, terminate every worker
+//! within its grace period, exit 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::api::{self, AppState};
+use crate::config::{Config, Overrides};
+
+/// Runs the host.
+#[derive(Debug, clap::Args)]
+pub struct ServeCommand {
+    /// The TOML configuration; the embedded default when absent.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port); overrides server.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Exit code of a configuration error, as for `config check`.
+pub const EXIT_CONFIG: u8 = 2;
+
+impl ServeCommand {
+    pub fn execute(self) -> ExitCode {
+        init_logging();
+        let overrides = Overrides { listen: self.listen, ..Overrides::default() };
+        let config = match Config::load_with_process_env(self.config.as_deref(), &overrides) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(serve(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let service = crate::service::start(&config, None).await?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.listen): {e}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    let warm = config.pool.warm > 0;
+    let start_timeout = config.isolation.start_timeout;
+    let grace = config.isolation.grace_period;
+    let state = Arc::new(AppState {
+        runtime: Arc::clone(&service.runtime),
+        tokens: config.tokens(),
+        config,
+        metrics: service.metrics,
+        procmgr_metrics: service.procmgr_metrics,
+        store: service.store,
+        ready: AtomicBool::new(!warm),
+    });
+    if warm {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let supervisor = Arc::clone(state.runtime.manager().supervisor());
+            // Readiness waits for the pool; a pool that cannot fill (workers
+            // failing to start) keeps /readyz at 503 and logs why.
+            while !supervisor.wait_pool_filled(start_timeout * 4).await {
+                tracing::warn!("the warm pool is still not filled");
+            }
+            state.ready.store(true, Ordering::Relaxed);
+        });
+    }
+    let app = api::router(Arc::clone(&state));
+    eprintln!("listening on http://{address}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped accepting; terminating every worker");
+    let deadline = Instant::now() + grace + Duration::from_secs(5);
+    if let Err(e) = service.runtime.shutdown(deadline).await {
+        tracing::warn!("shutdown: {e}");
+    }
+    Ok(())
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop the host with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,116 @@
+//! The host's own metrics (`CONTRACT.md` section 6), in their own registry;
+//! `/metrics` exposes them beside procmgr's.
+
+use std::time::Duration;
+
+use prometheus::{CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+
+use crate::supervisor::ExitEvent;
+
+/// Buckets for request and cold-start latencies: 100 us to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `bulkhead_*` metrics.
+#[derive(Debug, Clone)]
+pub struct HostMetrics {
+    registry: Registry,
+    requests: CounterVec,
+    request_duration: HistogramVec,
+    cold_start: HistogramVec,
+    admission_rejected: CounterVec,
+    workers: GaugeVec,
+    worker_exits: CounterVec,
+    fuel: CounterVec,
+}
+
+impl HostMetrics {
+    /// Registers every metric in a new registry.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = CounterVec::new(
+            Opts::new("bulkhead_requests_total", "Total number of invoke requests by outcome"),
+            &["level", "plugin", "outcome"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("bulkhead_request_duration_seconds", "Duration of invoke requests")
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            &["level"],
+        )?;
+        let cold_start = HistogramVec::new(
+            HistogramOpts::new(
+                "bulkhead_cold_start_seconds",
+                "Time to get a worker ready for a process id's first request",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["level", "source"],
+        )?;
+        let admission_rejected = CounterVec::new(
+            Opts::new("bulkhead_admission_rejected_total", "Calls refused by a process's bulkhead"),
+            &["reason"],
+        )?;
+        let workers = GaugeVec::new(Opts::new("bulkhead_workers", "Worker processes by state"), &["state"])?;
+        let worker_exits = CounterVec::new(
+            Opts::new("bulkhead_worker_exits_total", "Worker process exits by reason"),
+            &["reason"],
+        )?;
+        let fuel = CounterVec::new(
+            Opts::new("bulkhead_guest_fuel_consumed_total", "Fuel consumed by successful guest calls"),
+            &["plugin"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(cold_start.clone()))?;
+        registry.register(Box::new(admission_rejected.clone()))?;
+        registry.register(Box::new(workers.clone()))?;
+        registry.register(Box::new(worker_exits.clone()))?;
+        registry.register(Box::new(fuel.clone()))?;
+        Ok(Self { registry, requests, request_duration, cold_start, admission_rejected, workers, worker_exits, fuel })
+    }
+
+    /// Records one finished invoke.
+    pub fn request(&self, level: &str, plugin: &str, outcome: &str, duration: Duration) {
+        self.requests.with_label_values(&[level, plugin, outcome]).inc();
+        self.request_duration.with_label_values(&[level]).observe(duration.as_secs_f64());
+    }
+
+    /// Records a cold start.
+    pub fn cold_start(&self, level: &str, source: &str, duration: Duration) {
+        self.cold_start.with_label_values(&[level, source]).observe(duration.as_secs_f64());
+    }
+
+    /// Records a call refused by admission.
+    pub fn admission_rejected(&self, reason: &str) {
+        self.admission_rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Records fuel a successful call consumed.
+    pub fn fuel(&self, plugin: &str, fuel: u64) {
+        self.fuel.with_label_values(&[plugin]).inc_by(fuel as f64);
+    }
+
+    /// Records a worker exit.
+    pub fn worker_exit(&self, event: &ExitEvent) {
+        self.worker_exits.with_label_values(&[event.exit.reason.as_str()]).inc();
+    }
+
+    /// Sets the worker gauges (read at scrape time).
+    pub fn set_workers(&self, idle: usize, assigned: usize) {
+        self.workers.with_label_values(&["idle"]).set(idle as f64);
+        self.workers.with_label_values(&["assigned"]).set(assigned as f64);
+    }
+
+    /// The text exposition of these metrics and of `others`.
+    pub fn render(&self, others: &[&Registry]) -> String {
+        let mut families = self.registry.gather();
+        for registry in others {
+            families.extend(registry.gather());
+        }
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&families, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
