@@ -47,7 +47,10 @@ impl HostMetrics {
             &["level", "source"],
         )?;
         let admission_rejected = CounterVec::new(
-            Opts::new("bulkhead_admission_rejected_total", "Calls refused by a process's bulkhead"),
+            Opts::new(
+                "bulkhead_admission_rejected_total",
+                "Calls refused by a process's bulkhead",
+            ),
             &["reason"],
         )?;
         let workers = GaugeVec::new(Opts::new("bulkhead_workers", "Worker processes by state"), &["state"])?;
@@ -56,7 +59,10 @@ impl HostMetrics {
             &["reason"],
         )?;
         let fuel = CounterVec::new(
-            Opts::new("bulkhead_guest_fuel_consumed_total", "Fuel consumed by successful guest calls"),
+            Opts::new(
+                "bulkhead_guest_fuel_consumed_total",
+                "Fuel consumed by successful guest calls",
+            ),
             &["plugin"],
         )?;
         registry.register(Box::new(requests.clone()))?;
@@ -66,18 +72,31 @@ impl HostMetrics {
         registry.register(Box::new(workers.clone()))?;
         registry.register(Box::new(worker_exits.clone()))?;
         registry.register(Box::new(fuel.clone()))?;
-        Ok(Self { registry, requests, request_duration, cold_start, admission_rejected, workers, worker_exits, fuel })
+        Ok(Self {
+            registry,
+            requests,
+            request_duration,
+            cold_start,
+            admission_rejected,
+            workers,
+            worker_exits,
+            fuel,
+        })
     }
 
     /// Records one finished invoke.
     pub fn request(&self, level: &str, plugin: &str, outcome: &str, duration: Duration) {
         self.requests.with_label_values(&[level, plugin, outcome]).inc();
-        self.request_duration.with_label_values(&[level]).observe(duration.as_secs_f64());
+        self.request_duration
+            .with_label_values(&[level])
+            .observe(duration.as_secs_f64());
     }
 
     /// Records a cold start.
     pub fn cold_start(&self, level: &str, source: &str, duration: Duration) {
-        self.cold_start.with_label_values(&[level, source]).observe(duration.as_secs_f64());
+        self.cold_start
+            .with_label_values(&[level, source])
+            .observe(duration.as_secs_f64());
     }
 
     /// Records a call refused by admission.

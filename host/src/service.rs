@@ -13,7 +13,7 @@ use crate::isolation::{
 };
 use crate::metrics::HostMetrics;
 use crate::names::Namespace;
-use crate::procmgr::{PrometheusMetrics, ProcessManagerOptions};
+use crate::procmgr::{ProcessManagerOptions, PrometheusMetrics};
 use crate::sandbox::{CallLimits, InstanceMode, SandboxConfig};
 use crate::supervisor::{OsLimits, SupervisorConfig, WorkerCommand};
 
@@ -51,7 +51,11 @@ pub struct Service {
 }
 
 fn call_limits(limits: &Limits) -> CallLimits {
-    CallLimits { fuel: limits.fuel, memory: limits.memory, timeout: limits.timeout }
+    CallLimits {
+        fuel: limits.fuel,
+        memory: limits.memory,
+        timeout: limits.timeout,
+    }
 }
 
 fn admission(limits: &Limits) -> AdmissionLimits {
@@ -152,9 +156,16 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<S
     let settings = RuntimeSettings {
         isolation: isolation_config(config, Some(on_exit)),
         supervisor: SupervisorConfig {
-            command: WorkerCommand { program, open_files: u64::from(config.worker.open_files), log: "info".into() },
+            command: WorkerCommand {
+                program,
+                open_files: u64::from(config.worker.open_files),
+                log: "info".into(),
+            },
             sandbox: sandbox_config(config),
-            os_limits: OsLimits { memory_max: config.worker.memory_max, pids_max: u64::from(config.worker.pids_max) },
+            os_limits: OsLimits {
+                memory_max: config.worker.memory_max,
+                pids_max: u64::from(config.worker.pids_max),
+            },
             warm: config.pool.warm as usize,
             start_timeout: config.isolation.start_timeout,
             cgroups: true,
@@ -167,7 +178,12 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<S
         plugins,
     };
     let runtime = Runtime::start(settings).await?;
-    Ok(Service { runtime, metrics, procmgr_metrics, store })
+    Ok(Service {
+        runtime,
+        metrics,
+        procmgr_metrics,
+        store,
+    })
 }
 
 /// Deployed plugins on disk: `<dir>/<name>.wasm` plus `<name>.mode`.
@@ -179,12 +195,18 @@ pub struct PluginStore {
 impl PluginStore {
     /// Opens (creating) the directory.
     pub fn open(dir: &Path) -> Result<Self, ServiceError> {
-        std::fs::create_dir_all(dir).map_err(|source| ServiceError::PluginStore { dir: dir.to_owned(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| ServiceError::PluginStore {
+            dir: dir.to_owned(),
+            source,
+        })?;
         Ok(Self { dir: dir.to_owned() })
     }
 
     fn err(&self, source: std::io::Error) -> ServiceError {
-        ServiceError::PluginStore { dir: self.dir.clone(), source }
+        ServiceError::PluginStore {
+            dir: self.dir.clone(),
+            source,
+        }
     }
 
     /// Every stored plugin.
@@ -192,7 +214,11 @@ impl PluginStore {
         let mut plugins = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(|e| self.err(e))? {
             let path = entry.map_err(|e| self.err(e))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".wasm")) else {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".wasm"))
+            else {
                 continue;
             };
             let mode = std::fs::read_to_string(path.with_extension("mode"))

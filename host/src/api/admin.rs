@@ -44,7 +44,10 @@ pub(super) async fn put_plugin(
         if rejection.status().as_u16() == 413 {
             ApiError::new(
                 ErrorKind::InvalidPlugin,
-                format!("the plugin is over server.max_plugin_size ({} bytes)", state.config.server.max_plugin_size),
+                format!(
+                    "the plugin is over server.max_plugin_size ({} bytes)",
+                    state.config.server.max_plugin_size
+                ),
             )
         } else {
             ApiError::invalid(format!("cannot read the upload: {rejection}"))
@@ -58,7 +61,11 @@ pub(super) async fn put_plugin(
         .map_err(|e| ApiError::new(ErrorKind::WorkerUnavailable, e.to_string()))?;
     state
         .runtime
-        .install(crate::ipc::PluginSpec { name: name.clone(), mode, compiled: compiled.clone() })
+        .install(crate::ipc::PluginSpec {
+            name: name.clone(),
+            mode,
+            compiled: compiled.clone(),
+        })
         .await;
     let body = serde_json::json!({
         "name": name,
@@ -104,7 +111,10 @@ pub(super) async fn delete_plugin(
 ) -> Result<StatusCode, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("remove plugins")?;
     if !state.runtime.remove(&name).await {
-        return Err(ApiError::new(ErrorKind::PluginNotFound, format!("no plugin named {name:?}")));
+        return Err(ApiError::new(
+            ErrorKind::PluginNotFound,
+            format!("no plugin named {name:?}"),
+        ));
     }
     state
         .store
@@ -161,7 +171,10 @@ pub(super) async fn get_process(
     let caller = authenticate(&state.tokens, &headers)?;
     match state.runtime.manager().get_process(&id) {
         Some(p) if visible(&caller, &p) => Ok(Json(process_json(&p))),
-        _ => Err(ApiError::new(ErrorKind::ProcessNotFound, format!("process ID {id} not found"))),
+        _ => Err(ApiError::new(
+            ErrorKind::ProcessNotFound,
+            format!("process ID {id} not found"),
+        )),
     }
 }
 

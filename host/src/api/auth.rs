@@ -26,9 +26,10 @@ impl Caller {
     pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
         match self {
             Caller::Admin => Ok(()),
-            Caller::Tenant(ns) => {
-                Err(ApiError::new(ErrorKind::Forbidden, format!("the token of namespace {ns} cannot {what}")))
-            }
+            Caller::Tenant(ns) => Err(ApiError::new(
+                ErrorKind::Forbidden,
+                format!("the token of namespace {ns} cannot {what}"),
+            )),
         }
     }
 
@@ -47,7 +48,10 @@ pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<Caller, ApiE
         return Ok(Caller::Admin);
     }
     let Some(value) = headers.get(AUTHORIZATION) else {
-        return Err(ApiError::new(ErrorKind::Unauthorized, "missing Authorization: Bearer <token>"));
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "missing Authorization: Bearer <token>",
+        ));
     };
     let token = value
         .to_str()
@@ -55,7 +59,12 @@ pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<Caller, ApiE
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::new(ErrorKind::Unauthorized, "the Authorization header must be `Bearer <token>`"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unauthorized,
+                "the Authorization header must be `Bearer <token>`",
+            )
+        })?;
     match tokens.identify(token) {
         Identity::Admin => Ok(Caller::Admin),
         Identity::Tenant(ns) => Ok(Caller::Tenant(ns)),

@@ -20,7 +20,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), process_id: None, retry_after: None }
+        Self {
+            kind,
+            message: message.into(),
+            process_id: None,
+            retry_after: None,
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -30,7 +35,12 @@ impl ApiError {
 
 impl From<InvokeError> for ApiError {
     fn from(e: InvokeError) -> Self {
-        Self { kind: e.kind, message: e.message, process_id: e.process_id, retry_after: e.retry_after }
+        Self {
+            kind: e.kind,
+            message: e.message,
+            process_id: e.process_id,
+            retry_after: e.retry_after,
+        }
     }
 }
 

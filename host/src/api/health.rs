@@ -21,7 +21,12 @@ pub fn format_time(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (y, mo, d) = civil_from_days(days as i64);
-    format!("{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -111,8 +116,14 @@ mod tests {
     #[test]
     fn times_are_utc_calendar_dates() {
         assert_eq!(format_time(UNIX_EPOCH), "1970-01-01 00:00:00");
-        assert_eq!(format_time(UNIX_EPOCH + Duration::from_secs(1_760_517_000)), "2025-10-15 08:30:00");
-        assert_eq!(format_time(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29 00:00:00");
+        assert_eq!(
+            format_time(UNIX_EPOCH + Duration::from_secs(1_760_517_000)),
+            "2025-10-15 08:30:00"
+        );
+        assert_eq!(
+            format_time(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00:00"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ const SESSION_HEADER: &str = "x-bulkhead-session";
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     headers
         .get(name)
-        .map(|v| v.to_str().map_err(|_| ApiError::invalid(format!("the {name} header is not valid text"))))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid(format!("the {name} header is not valid text")))
+        })
         .transpose()
 }
 
@@ -39,13 +42,19 @@ pub(super) async fn invoke(
         .transpose()
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     if !caller.may_use(&namespace) {
-        return Err(ApiError::new(ErrorKind::Forbidden, format!("this token is not valid for namespace {namespace}")));
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("this token is not valid for namespace {namespace}"),
+        ));
     }
     let body = body.map_err(|rejection| {
         if rejection.status().as_u16() == 413 {
             ApiError::new(
                 ErrorKind::PayloadTooLarge,
-                format!("the payload is over server.max_payload ({} bytes)", state.config.server.max_payload),
+                format!(
+                    "the payload is over server.max_payload ({} bytes)",
+                    state.config.server.max_payload
+                ),
             )
         } else {
             ApiError::invalid(format!("cannot read the request body: {rejection}"))

@@ -42,14 +42,22 @@ pub fn router(state: Arc<AppState>) -> Router {
     let max_payload = usize::try_from(state.config.server.max_payload).unwrap_or(usize::MAX);
     let max_plugin = usize::try_from(state.config.server.max_plugin_size).unwrap_or(usize::MAX);
     Router::new()
-        .route("/v1/invoke/{plugin}", post(invoke::invoke).layer(DefaultBodyLimit::max(max_payload)))
+        .route(
+            "/v1/invoke/{plugin}",
+            post(invoke::invoke).layer(DefaultBodyLimit::max(max_payload)),
+        )
         .route(
             "/v1/plugins/{name}",
-            put(admin::put_plugin).delete(admin::delete_plugin).layer(DefaultBodyLimit::max(max_plugin)),
+            put(admin::put_plugin)
+                .delete(admin::delete_plugin)
+                .layer(DefaultBodyLimit::max(max_plugin)),
         )
         .route("/v1/plugins", get(admin::list_plugins))
         .route("/v1/processes", get(admin::list_processes))
-        .route("/v1/processes/{id}", get(admin::get_process).delete(admin::terminate_process))
+        .route(
+            "/v1/processes/{id}",
+            get(admin::get_process).delete(admin::terminate_process),
+        )
         .route("/v1/health", get(status::health))
         .route("/v1/health/report", get(status::health_report))
         .route("/healthz", get(status::healthz))

@@ -22,7 +22,10 @@ pub(super) async fn health(
     Ok(Json(health_json(&state.runtime.manager().health())))
 }
 
-pub(super) async fn health_report(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub(super) async fn health_report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
     let text = render_report(&state.config.server.name, &state.runtime.manager().health());
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
@@ -36,16 +39,29 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting: the warm pool is not filled yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: the warm pool is not filled yet\n",
+        )
     }
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let manager = state.runtime.manager();
-    let assigned = manager.procmgr().syncer().all_assigned().iter().filter(|(_, a)| a.worker.is_alive()).count();
+    let assigned = manager
+        .procmgr()
+        .syncer()
+        .all_assigned()
+        .iter()
+        .filter(|(_, a)| a.worker.is_alive())
+        .count();
     state.metrics.set_workers(manager.supervisor().idle_workers(), assigned);
     let text = state.metrics.render(&[state.procmgr_metrics.registry()]);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response()
 }
 
 pub(super) async fn not_found() -> ApiError {

@@ -33,7 +33,10 @@ pub const EXIT_CONFIG: u8 = 2;
 impl ServeCommand {
     pub fn execute(self) -> ExitCode {
         init_logging();
-        let overrides = Overrides { listen: self.listen, ..Overrides::default() };
+        let overrides = Overrides {
+            listen: self.listen,
+            ..Overrides::default()
+        };
         let config = match Config::load_with_process_env(self.config.as_deref(), &overrides) {
             Ok(config) => config,
             Err(e) => {
@@ -100,7 +103,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let app = api::router(Arc::clone(&state));
     eprintln!("listening on http://{address}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped accepting; terminating every worker");
     let deadline = Instant::now() + grace + Duration::from_secs(5);
     if let Err(e) = service.runtime.shutdown(deadline).await {

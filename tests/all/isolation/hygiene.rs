@@ -63,17 +63,7 @@ pub(super) async fn wait_gone(pid: u32, timeout: Duration) -> bool {
 }
 
 fn children_of_self() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit(')').next()?.split_whitespace().nth(1).map(|p| p == me))
-                .unwrap_or(false)
-        })
-        .collect()
+    super::children_of(std::process::id())
 }
 
 fn open_fds() -> usize {

@@ -192,6 +192,21 @@ impl Host {
     }
 }
 
+/// The direct children of `pid`, from /proc.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let parent = pid.to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| stat.rsplit(')').next()?.split_whitespace().nth(1).map(|p| p == parent))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
 /// Whether `pid` names a live (not zombie) process.
 pub fn is_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
