@@ -27,6 +27,8 @@ enum Command {
     Terminate(cli::TerminateCommand),
     /// Print the health report.
     Health(cli::HealthCommand),
+    /// Benchmarks (cold start per isolation level).
+    Bench(cli::BenchCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(cli::ConfigCommand),
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Terminate(cmd) => cli::report(cmd.execute()),
         Command::Health(cmd) => cli::report(cmd.execute()),
         Command::Config(cmd) => cmd.execute(),
+        Command::Bench(cmd) => cmd.execute(),
         Command::Worker(args) => bulkhead::worker::run(&args),
     }
 }

@@ -26,6 +26,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+mod bench;
 pub mod client;
 mod config_check;
 mod deploy;
@@ -38,6 +39,7 @@ mod terminate;
 #[cfg(test)]
 mod tests;
 
+pub use self::bench::{BenchCommand, Row as BenchRow};
 pub use self::client::{BaseUrl, Client};
 pub use self::config_check::{ConfigCheckCommand, ConfigCommand};
 pub use self::deploy::DeployCommand;

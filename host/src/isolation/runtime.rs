@@ -207,7 +207,11 @@ impl Runtime {
         }
         let limits = policy.call.clone();
         let key = IsolationKey { namespace, session };
-        let acquired = self.manager.get_or_create_process(&key).await?;
+        let acquired = self
+            .manager
+            .get_or_create_process(&key)
+            .await
+            .map_err(|e| InvokeError::from(e).at(&key.process_id(policy.level)))?;
         let id = acquired.process_id.as_str();
         let admitted = acquired.admission.admit().await.map_err(|rejection| InvokeError {
             kind: ErrorKind::BulkheadFull,

@@ -121,7 +121,8 @@ fn every_error_kind_has_its_status_and_shape() {
     let crashed = in_flight.join().unwrap();
     crashed.assert_error(ErrorKind::WorkerCrashed);
     let unavailable = server.invoke("victim", "echo", "x");
-    unavailable.assert_error(ErrorKind::WorkerUnavailable);
+    let json = unavailable.assert_error(ErrorKind::WorkerUnavailable);
+    assert_eq!(json["error"]["process_id"], "ns:victim");
     assert!(
         unavailable
             .header("retry-after")

@@ -121,3 +121,53 @@ fn an_unreachable_host_is_a_clear_error() {
         "{out:?}"
     );
 }
+
+#[test]
+fn bench_cold_start_measures_every_level_and_the_baselines() {
+    let out = bulkhead(&[
+        "bench",
+        "cold-start",
+        "--iterations",
+        "3",
+        "--levels",
+        "none,session",
+        "--pool",
+        "both",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["level"].as_str().unwrap().to_owned(),
+                r["pool"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("none", "on"),
+        ("session", "on"),
+        ("none", "off"),
+        ("session", "off"),
+        ("baseline:spawn", "-"),
+        ("baseline:in-process", "-"),
+    ];
+    assert_eq!(keys, expected.map(|(l, p)| (l.to_owned(), p.to_owned())));
+    for row in rows {
+        assert_eq!(row["n"], 3, "{row}");
+        let (p50, p99, max) = (
+            row["p50_us"].as_u64().unwrap(),
+            row["p99_us"].as_u64().unwrap(),
+            row["max_us"].as_u64().unwrap(),
+        );
+        assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{row}");
+    }
+    let out = bulkhead(&["bench", "cold-start", "--iterations", "0"]);
+    assert_eq!(out.status.code(), Some(2), "zero iterations is a usage error");
+    let out = bulkhead(&["bench", "cold-start", "--levels", "galaxy"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("galaxy"));
+}

@@ -1,0 +1,291 @@
+//! `bulkhead bench cold-start`: cold start per isolation level and pool mode,
+//! end to end over HTTP against a real host (in this process, with real
+//! worker processes), beside two baselines measured in the same run: spawning
+//! and reaping the worker binary doing nothing (the OS floor), and one
+//! in-process sandbox call (no process boundary).
+//!
+//! Cold start (`CONTRACT.md` section 7) is from the first request for a key
+//! with no live worker to its response, for `echo`. Each iteration uses a
+//! fresh key; its process is terminated afterwards (not timed), and with the
+//! pool on, the next iteration waits until the pool is full again, so every
+//! measured request finds the pool as a steady host would.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::api::{self, AppState};
+use crate::config::{Config, DataConfig};
+use crate::isolation::IsolationLevel;
+use crate::names::{Namespace, SessionId};
+use crate::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
+
+/// Benchmarks.
+#[derive(Debug, clap::Args)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Cold start per isolation level and pool mode.
+    ColdStart(ColdStartCommand),
+}
+
+/// Whether a warm pool is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PoolMode {
+    On,
+    Off,
+    Both,
+}
+
+/// Measures cold start.
+#[derive(Debug, clap::Args)]
+pub struct ColdStartCommand {
+    /// Levels to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "none,namespace,session")]
+    levels: Vec<IsolationLevel>,
+    /// First requests per level and pool mode.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    iterations: u32,
+    /// With a warm pool, without, or both.
+    #[arg(long, value_enum, default_value_t = PoolMode::Both)]
+    pool: PoolMode,
+    /// Print the rows as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub level: String,
+    pub pool: String,
+    pub n: usize,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl Row {
+    fn from_samples(level: &str, pool: &str, mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let pick = |q: f64| {
+            let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+            samples[i].as_micros() as u64
+        };
+        Self {
+            level: level.to_owned(),
+            pool: pool.to_owned(),
+            n: samples.len(),
+            p50_us: pick(0.50),
+            p90_us: pick(0.90),
+            p99_us: pick(0.99),
+            max_us: samples.last().map_or(0, |d| d.as_micros() as u64),
+        }
+    }
+}
+
+impl BenchCommand {
+    pub fn execute(self) -> ExitCode {
+        match self.what {
+            BenchWhat::ColdStart(cmd) => cmd.execute(),
+        }
+    }
+}
+
+impl ColdStartCommand {
+    pub fn execute(self) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(self.run()) {
+            Ok(rows) => {
+                if self.json {
+                    println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+                } else {
+                    print_table(&rows);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn run(&self) -> anyhow::Result<Vec<Row>> {
+        let n = self.iterations as usize;
+        let mut rows = Vec::new();
+        let modes: &[bool] = match self.pool {
+            PoolMode::On => &[true],
+            PoolMode::Off => &[false],
+            PoolMode::Both => &[true, false],
+        };
+        for &pool in modes {
+            for &level in &self.levels {
+                let samples = measure_level(level, pool, n).await?;
+                rows.push(Row::from_samples(
+                    level.as_str(),
+                    if pool { "on" } else { "off" },
+                    samples,
+                ));
+            }
+        }
+        rows.push(Row::from_samples("baseline:spawn", "-", spawn_baseline(n)?));
+        rows.push(Row::from_samples(
+            "baseline:in-process",
+            "-",
+            in_process_baseline(n).await?,
+        ));
+        Ok(rows)
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<20} {:<4} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        "level", "pool", "n", "p50_us", "p90_us", "p99_us", "max_us"
+    );
+    for r in rows {
+        println!(
+            "{:<20} {:<4} {:>6} {:>8} {:>8} {:>8} {:>8}",
+            r.level, r.pool, r.n, r.p50_us, r.p90_us, r.p99_us, r.max_us
+        );
+    }
+}
+
+/// Cold starts at one level with the pool on or off.
+async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let dir = tempfile_dir()?;
+    let mut config = Config::default();
+    config.isolation.level = level;
+    config.isolation.idle_timeout = Duration::ZERO;
+    config.pool.warm = if pool { 2 } else { 0 };
+    config.data = DataConfig::under(dir.join("data"));
+    let service = crate::service::start(&config, None).await?;
+    let runtime = Arc::clone(&service.runtime);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let state = Arc::new(AppState {
+        runtime: Arc::clone(&runtime),
+        tokens: config.tokens(),
+        config,
+        metrics: service.metrics,
+        procmgr_metrics: service.procmgr_metrics,
+        store: service.store,
+        ready: AtomicBool::new(true),
+    });
+    let server = tokio::spawn(axum::serve(listener, api::router(state)).into_future());
+    let handle = tokio::runtime::Handle::current();
+    let measure = {
+        let runtime = Arc::clone(&runtime);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let supervisor = Arc::clone(runtime.manager().supervisor());
+            let mut samples = Vec::with_capacity(n);
+            for i in 0..n {
+                if pool && !handle.block_on(supervisor.wait_pool_filled(Duration::from_secs(30))) {
+                    anyhow::bail!("the warm pool did not refill within 30 s");
+                }
+                let (ns, session) = (format!("bench-{i}"), format!("s-{i}"));
+                let started = Instant::now();
+                let mut response = agent
+                    .post(format!("{url}/v1/invoke/echo"))
+                    .header("x-bulkhead-namespace", &ns)
+                    .header("x-bulkhead-session", &session)
+                    .send("ping")?;
+                let body = response.body_mut().read_to_vec()?;
+                let took = started.elapsed();
+                let cold = response
+                    .headers()
+                    .get("x-bulkhead-cold-start")
+                    .and_then(|v| v.to_str().ok());
+                anyhow::ensure!(
+                    response.status() == 200 && body == b"ping" && cold == Some("true"),
+                    "iteration {i}: status {}, cold-start {cold:?}, body {:?}",
+                    response.status(),
+                    String::from_utf8_lossy(&body)
+                );
+                samples.push(took);
+                let id = match level {
+                    IsolationLevel::None => "shared".to_owned(),
+                    IsolationLevel::Namespace => format!("ns:{ns}"),
+                    IsolationLevel::Session => format!("session:{session}"),
+                };
+                handle.block_on(runtime.manager().terminate_process(&id, None))?;
+            }
+            Ok(samples)
+        })
+    };
+    let samples = measure.await?;
+    server.abort();
+    runtime.shutdown(Instant::now() + Duration::from_secs(30)).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    samples
+}
+
+/// Spawning and reaping the worker binary doing nothing.
+fn spawn_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
+    let exe = std::env::current_exe()?;
+    (0..n)
+        .map(|_| {
+            let started = Instant::now();
+            let status = Command::new(&exe)
+                .arg("--version")
+                .env_clear()
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            anyhow::ensure!(status.success(), "{} --version failed: {status}", exe.display());
+            Ok(started.elapsed())
+        })
+        .collect()
+}
+
+/// One `echo` call with a fresh instance, in this process.
+async fn in_process_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
+    let dir = tempfile_dir()?;
+    let sandbox = Sandbox::new(SandboxConfig::new(dir.join("cache"), dir.join("data")))?;
+    let echo = sandbox.load_plugin("echo", crate::builtin::ECHO.wasm, InstanceMode::PerRequest)?;
+    let limits = CallLimits::default();
+    let request = Request {
+        namespace: Namespace::new("bench")?,
+        session: SessionId::default_session(),
+        payload: b"ping".to_vec(),
+    };
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        sandbox.call(&echo, request.clone(), &limits).await?;
+        samples.push(started.elapsed());
+    }
+    drop(sandbox);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(samples)
+}
+
+/// A private scratch directory under the system temp dir.
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("bulkhead-bench-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
