@@ -13,7 +13,7 @@ use wasmtime::component::{Component, InstancePre, types::ComponentItem};
 
 use super::bindings::{Plugin as PluginWorld, PluginPre};
 use super::cache::{Sha256Digest, sha256};
-use super::error::{InvalidPlugin, PluginError};
+use super::error::{CallError, InvalidPlugin, PluginError};
 use super::state::CallState;
 use super::{CallLimits, Sandbox};
 
@@ -223,6 +223,20 @@ impl Sandbox {
             pre,
             resident: tokio::sync::Mutex::new(None),
         }))
+    }
+
+    /// Instantiates `plugin` once in a throwaway store with no filesystem,
+    /// so that a fresh process's first real call does not pay for faulting
+    /// in the instantiation path and the pool slot. Side-effect free: no
+    /// guest function runs (but a component's start code).
+    pub async fn warm_up(&self, plugin: &Plugin) -> Result<(), CallError> {
+        let mut store = self.new_store(None, &CallLimits::default(), super::call::anonymous_tags())?;
+        plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| CallError::new(crate::ErrorKind::GuestTrap, super::call::describe(&e)))
     }
 
     /// [`Sandbox::compile`] then [`Sandbox::load`].

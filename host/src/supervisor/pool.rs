@@ -36,6 +36,10 @@ impl PoolSource {
     }
 }
 
+/// How long a refill waits while the pool still has idle workers (see
+/// `start_refilling`). An empty pool is refilled at once.
+const REFILL_DEFER: Duration = Duration::from_millis(20);
+
 #[derive(Debug)]
 pub(crate) struct WarmPool {
     target: usize,
@@ -131,19 +135,30 @@ impl WarmPool {
         let weak = Arc::downgrade(supervisor);
         tokio::spawn(async move {
             let mut failures = 0;
+            let mut deferred = false;
             loop {
                 let Some(supervisor) = weak.upgrade() else { return };
                 let pool = &supervisor.pool;
                 if pool.closed.load(Ordering::Relaxed) {
                     return;
                 }
-                let missing = {
+                let idle_now = {
                     let mut idle = pool.idle();
                     idle.retain(|w| w.is_alive());
                     pool.publish(&idle);
-                    idle.len() < pool.target
+                    idle.len()
                 };
-                if !missing {
+                if idle_now < pool.target && idle_now > 0 && !deferred {
+                    // Workers are still idle: starting a replacement now
+                    // would compete for the CPU with the request that just
+                    // adopted one. Let it finish first.
+                    deferred = true;
+                    drop(supervisor);
+                    tokio::time::sleep(REFILL_DEFER).await;
+                    continue;
+                }
+                deferred = false;
+                if idle_now >= pool.target {
                     let wake = Arc::clone(&pool.wake);
                     let woken = wake.notified();
                     drop(supervisor);

@@ -123,7 +123,7 @@ impl Worker {
 
     async fn handle(&mut self, message: ToWorker) -> Result<Flow, WorkerError> {
         match message {
-            ToWorker::Init(init) => self.init(init)?,
+            ToWorker::Init(init) => self.init(init).await?,
             ToWorker::Assign(assign) => self.assign(assign)?,
             ToWorker::Invoke(invoke) => self.invoke(invoke)?,
             ToWorker::Ping { nonce } => self.reply(FromWorker::Pong { nonce }),
@@ -154,7 +154,7 @@ impl Worker {
         Ok(Flow::Continue)
     }
 
-    fn init(&mut self, init: Init) -> Result<(), WorkerError> {
+    async fn init(&mut self, init: Init) -> Result<(), WorkerError> {
         if self.sandbox.is_some() {
             return Err(WorkerError::Protocol("second Init".into()));
         }
@@ -170,6 +170,13 @@ impl Worker {
                     self.plugins.insert(name, plugin);
                 }
                 Err(e) => return Err(self.init_failed(e)),
+            }
+        }
+        for plugin in self.plugins.values() {
+            if plugin.mode() == crate::sandbox::InstanceMode::PerRequest
+                && let Err(e) = sandbox.warm_up(plugin).await
+            {
+                tracing::warn!(plugin = plugin.name(), "warm-up instantiation failed: {e}");
             }
         }
         self.sandbox = Some(sandbox);
