@@ -24,14 +24,23 @@ fn arg(n: usize, default: u64) -> u64 {
 
 fn main() {
     let (connections, namespaces, seconds) = (arg(0, 32), arg(1, 8), arg(2, 10));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config::default();
-    config.data = DataConfig::under(dir.path().join("data"));
+    let mut config = Config {
+        data: DataConfig::under(dir.path().join("data")),
+        ..Config::default()
+    };
     config.limits.max_concurrent = 64;
     config.limits.max_queued = 256;
     let service = rt
-        .block_on(bulkhead::service::start(&config, Some(env!("CARGO_BIN_EXE_bulkhead").into())))
+        .block_on(bulkhead::service::start(
+            &config,
+            Some(env!("CARGO_BIN_EXE_bulkhead").into()),
+        ))
         .expect("host starts");
     let runtime = Arc::clone(&service.runtime);
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
@@ -56,7 +65,10 @@ fn main() {
     };
     // Warm every namespace's worker first: this measures warm calls.
     for ns in 0..namespaces {
-        let reply = agent().post(&url).header("x-bulkhead-namespace", format!("load-{ns}")).send("warm");
+        let reply = agent()
+            .post(&url)
+            .header("x-bulkhead-namespace", format!("load-{ns}"))
+            .send("warm");
         assert_eq!(reply.expect("warm-up").status(), 200);
     }
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -91,7 +103,11 @@ fn main() {
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
-    let pct = |q: f64| all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "connections={connections} namespaces={namespaces} seconds={seconds} requests={} errors={errors} rps={:.0} p50_us={} p90_us={} p99_us={} max_us={}",
         all.len(),
@@ -102,5 +118,6 @@ fn main() {
         all.last().copied().unwrap_or_default().as_micros()
     );
     server.abort();
-    rt.block_on(runtime.shutdown(Instant::now() + Duration::from_secs(30))).expect("shutdown");
+    rt.block_on(runtime.shutdown(Instant::now() + Duration::from_secs(30)))
+        .expect("shutdown");
 }

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::{Caller, authenticate};
-use super::error::ApiError;
+use super::error::{ApiError, read_body};
 use crate::ErrorKind;
 use crate::isolation::ProcessInfo;
 use crate::names::Namespace;
@@ -30,7 +29,7 @@ pub(super) async fn put_plugin(
     Path(name): Path<String>,
     Query(query): Query<PutQuery>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("deploy plugins")?;
     let name = Namespace::new(name.as_str())
@@ -40,19 +39,16 @@ pub(super) async fn put_plugin(
         Some(mode) => mode.parse::<InstanceMode>().map_err(ApiError::invalid)?,
         None => state.config.plugins.get(&name).map(|p| p.instance).unwrap_or_default(),
     };
-    let bytes = body.map_err(|rejection| {
-        if rejection.status().as_u16() == 413 {
-            ApiError::new(
-                ErrorKind::InvalidPlugin,
-                format!(
-                    "the plugin is over server.max_plugin_size ({} bytes)",
-                    state.config.server.max_plugin_size
-                ),
-            )
-        } else {
-            ApiError::invalid(format!("cannot read the upload: {rejection}"))
-        }
-    })?;
+    let bytes = read_body(&headers, body, state.config.server.max_plugin_size, || {
+        ApiError::new(
+            ErrorKind::InvalidPlugin,
+            format!(
+                "the plugin is over server.max_plugin_size ({} bytes)",
+                state.config.server.max_plugin_size
+            ),
+        )
+    })
+    .await?;
     let compiled = state.runtime.compile(bytes.to_vec()).await.map_err(plugin_error)?;
     // Persist first: a plugin that is live survives a restart.
     state

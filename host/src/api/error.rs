@@ -73,3 +73,31 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Reads a request body of at most `limit` bytes. A body announced as larger
+/// (`Content-Length`) is refused before any of it is read; one that turns out
+/// larger is refused at the limit. `too_large` makes the error.
+pub(super) async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: u64,
+    too_large: impl Fn() -> ApiError,
+) -> Result<axum::body::Bytes, ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // axum reports the limit only as this message (its error type is private).
+        let over = format!("{e:#}").contains("length limit exceeded");
+        if over {
+            too_large()
+        } else {
+            ApiError::invalid(format!("cannot read the request body: {e}"))
+        }
+    })
+}

@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::auth::authenticate;
-use super::error::ApiError;
+use super::error::{ApiError, read_body};
 use crate::ErrorKind;
 use crate::names::{Namespace, SessionId};
 
@@ -31,7 +30,7 @@ pub(super) async fn invoke(
     State(state): State<Arc<AppState>>,
     Path(plugin): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state.tokens, &headers)?;
     let namespace = header_text(&headers, NAMESPACE_HEADER)?
@@ -47,19 +46,16 @@ pub(super) async fn invoke(
             format!("this token is not valid for namespace {namespace}"),
         ));
     }
-    let body = body.map_err(|rejection| {
-        if rejection.status().as_u16() == 413 {
-            ApiError::new(
-                ErrorKind::PayloadTooLarge,
-                format!(
-                    "the payload is over server.max_payload ({} bytes)",
-                    state.config.server.max_payload
-                ),
-            )
-        } else {
-            ApiError::invalid(format!("cannot read the request body: {rejection}"))
-        }
-    })?;
+    let body = read_body(&headers, body, state.config.server.max_payload, || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!(
+                "the payload is over server.max_payload ({} bytes)",
+                state.config.server.max_payload
+            ),
+        )
+    })
+    .await?;
     let level = state.runtime.manager().policy(&namespace).level;
     let started = std::time::Instant::now();
     let result = state.runtime.invoke(namespace, session, &plugin, body.to_vec()).await;

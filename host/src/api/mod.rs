@@ -39,18 +39,11 @@ pub struct AppState {
 
 /// The router of every endpoint.
 pub fn router(state: Arc<AppState>) -> Router {
-    let max_payload = usize::try_from(state.config.server.max_payload).unwrap_or(usize::MAX);
-    let max_plugin = usize::try_from(state.config.server.max_plugin_size).unwrap_or(usize::MAX);
     Router::new()
-        .route(
-            "/v1/invoke/{plugin}",
-            post(invoke::invoke).layer(DefaultBodyLimit::max(max_payload)),
-        )
+        .route("/v1/invoke/{plugin}", post(invoke::invoke))
         .route(
             "/v1/plugins/{name}",
-            put(admin::put_plugin)
-                .delete(admin::delete_plugin)
-                .layer(DefaultBodyLimit::max(max_plugin)),
+            put(admin::put_plugin).delete(admin::delete_plugin),
         )
         .route("/v1/plugins", get(admin::list_plugins))
         .route("/v1/processes", get(admin::list_processes))
@@ -64,5 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(status::readyz))
         .route("/metrics", get(status::metrics))
         .fallback(status::not_found)
+        // Handlers read bodies with their own limits (see `error::read_body`).
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -135,6 +135,14 @@ async fn helper_create_terminate_cycles() {
         .terminate_process("ns:warmup", None)
         .await
         .unwrap();
+    // Count with the pool full, as at the end.
+    assert!(
+        host.runtime
+            .manager()
+            .supervisor()
+            .wait_pool_filled(Duration::from_secs(20))
+            .await
+    );
     let fds_before = open_fds();
     for i in 0..200 {
         let ns = format!("cycle-{}", i % 7);
@@ -157,8 +165,10 @@ async fn helper_create_terminate_cycles() {
     assert_eq!(host.runtime.manager().list_processes().len(), 0);
     let workers = children_of_self();
     assert_eq!(workers.len(), 2, "only the two pool workers may be left: {workers:?}");
+    // A leak grows with the 200 cycles; allow one worker's descriptors
+    // (socket, pidfd, stderr pipe) that its last task is still releasing.
     assert!(
-        fds_after <= fds_before + 2,
+        fds_after <= fds_before + 4,
         "descriptors grew from {fds_before} to {fds_after}"
     );
     host.stop().await;
