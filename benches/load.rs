@@ -7,7 +7,6 @@
 //! (defaults 32, 8, 10).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bulkhead::api::{self, AppState};
@@ -45,15 +44,7 @@ fn main() {
     let runtime = Arc::clone(&service.runtime);
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let url = format!("http://{}/v1/invoke/echo", listener.local_addr().expect("address"));
-    let state = Arc::new(AppState {
-        runtime: Arc::clone(&runtime),
-        tokens: config.tokens(),
-        config,
-        metrics: service.metrics,
-        procmgr_metrics: service.procmgr_metrics,
-        store: service.store,
-        ready: AtomicBool::new(true),
-    });
+    let state = AppState::new(config, service, true);
     let server = rt.spawn(axum::serve(listener, api::router(state)).into_future());
 
     let agent = || -> ureq::Agent {

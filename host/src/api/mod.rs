@@ -22,7 +22,7 @@ use crate::config::{Config, Tokens};
 use crate::isolation::Runtime;
 use crate::metrics::HostMetrics;
 use crate::procmgr::PrometheusMetrics;
-use crate::service::PluginStore;
+use crate::service::{PluginStore, Service};
 
 /// What every handler can reach.
 #[derive(Debug)]
@@ -35,6 +35,22 @@ pub struct AppState {
     pub store: PluginStore,
     /// Set once the plugins are compiled and the warm pool is filled.
     pub ready: AtomicBool,
+}
+
+impl AppState {
+    /// The state of a host serving `service` under `config`; `ready` sets
+    /// `/readyz` from the start.
+    pub fn new(config: Config, service: Service, ready: bool) -> Arc<Self> {
+        Arc::new(Self {
+            runtime: service.runtime,
+            tokens: config.tokens(),
+            config,
+            metrics: service.metrics,
+            procmgr_metrics: service.procmgr_metrics,
+            store: service.store,
+            ready: AtomicBool::new(ready),
+        })
+    }
 }
 
 /// The router of every endpoint.

@@ -12,7 +12,6 @@
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use clap::{Subcommand, ValueEnum};
@@ -178,15 +177,7 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::R
     let runtime = Arc::clone(&service.runtime);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let state = Arc::new(AppState {
-        runtime: Arc::clone(&runtime),
-        tokens: config.tokens(),
-        config,
-        metrics: service.metrics,
-        procmgr_metrics: service.procmgr_metrics,
-        store: service.store,
-        ready: AtomicBool::new(true),
-    });
+    let state = AppState::new(config, service, true);
     let server = tokio::spawn(axum::serve(listener, api::router(state)).into_future());
     let handle = tokio::runtime::Handle::current();
     let measure = {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::api::{self, AppState};
@@ -80,15 +80,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let warm = config.pool.warm > 0;
     let start_timeout = config.isolation.start_timeout;
     let grace = config.isolation.grace_period;
-    let state = Arc::new(AppState {
-        runtime: Arc::clone(&service.runtime),
-        tokens: config.tokens(),
-        config,
-        metrics: service.metrics,
-        procmgr_metrics: service.procmgr_metrics,
-        store: service.store,
-        ready: AtomicBool::new(!warm),
-    });
+    let state = AppState::new(config, service, !warm);
     if warm {
         let state = Arc::clone(&state);
         tokio::spawn(async move {
@@ -108,7 +100,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     tracing::info!("stopped accepting; terminating every worker");
     let deadline = Instant::now() + grace + Duration::from_secs(5);
-    if let Err(e) = service.runtime.shutdown(deadline).await {
+    if let Err(e) = state.runtime.shutdown(deadline).await {
         tracing::warn!("shutdown: {e}");
     }
     Ok(())

@@ -83,6 +83,35 @@ impl<W: AsyncWrite + Unpin, T: Serialize> Sender<W, T> {
     }
 }
 
+impl<W, T> Sender<W, T>
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+    T: Serialize + Send + Sync + 'static,
+{
+    /// Moves the sender into a task that writes queued messages in order,
+    /// batching whatever is ready into one flush; it ends when every queue
+    /// handle is dropped or the stream fails.
+    pub fn spawn_writer(mut self) -> (tokio::sync::mpsc::UnboundedSender<T>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<T>();
+        let task = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if self.feed(&message).await.is_err() {
+                    return;
+                }
+                while let Ok(message) = rx.try_recv() {
+                    if self.feed(&message).await.is_err() {
+                        return;
+                    }
+                }
+                if self.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        (tx, task)
+    }
+}
+
 impl<R: AsyncRead + Unpin, T: DeserializeOwned> Receiver<R, T> {
     /// The next message; `None` when the peer closed the stream cleanly.
     pub async fn recv(&mut self) -> Option<Result<T, FrameError>> {

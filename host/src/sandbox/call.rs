@@ -188,10 +188,7 @@ impl Sandbox {
         let tags = Arc::new(Mutex::new(tags_for(plugin, &request)));
         let mut store = self.new_store(Some(data_dir), limits, tags)?;
         store.data_mut().deadline = deadline;
-        let world = match plugin.pre.instantiate_async(&mut store).await {
-            Ok(world) => world,
-            Err(e) => return Err(classify(&e, store.data().limiter.refused(), limits)),
-        };
+        let world = instantiate(plugin, &mut store, limits).await?;
         invoke(&mut store, &world, request, limits).await
     }
 
@@ -226,10 +223,7 @@ impl Sandbox {
                 let tags = Arc::new(Mutex::new(tags_for(plugin, &request)));
                 let mut store = self.new_store(data_dir, limits, tags)?;
                 store.data_mut().deadline = deadline;
-                let world = match plugin.pre.instantiate_async(&mut store).await {
-                    Ok(world) => world,
-                    Err(e) => return Err(classify(&e, store.data().limiter.refused(), limits)),
-                };
+                let world = instantiate(plugin, &mut store, limits).await?;
                 Resident { store, world }
             }
         };
@@ -253,6 +247,19 @@ fn prepare(store: &mut Store<CallState>, limits: &CallLimits, deadline: Instant)
     let state = store.data_mut();
     state.deadline = deadline;
     state.limiter.reset_for_call(limits.memory);
+}
+
+/// Instantiates `plugin` in `store`, mapping a failure (a trapping start,
+/// fuel or memory spent while instantiating) onto its kind.
+async fn instantiate(
+    plugin: &Plugin,
+    store: &mut Store<CallState>,
+    limits: &CallLimits,
+) -> Result<PluginWorld, CallError> {
+    match plugin.pre.instantiate_async(&mut *store).await {
+        Ok(world) => Ok(world),
+        Err(e) => Err(classify(&e, store.data().limiter.refused(), limits)),
+    }
 }
 
 /// Calls the handler and maps the outcome.

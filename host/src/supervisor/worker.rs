@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncBufReadExt;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cgroup::{Cgroups, WorkerCgroup};
@@ -130,7 +130,7 @@ impl Worker {
 
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (disconnected_tx, disconnected) = watch::channel(false);
-        let out = spawn_writer(send);
+        let (out, _writer) = send.spawn_writer();
         spawn_reader(pid, recv, Arc::clone(&pending), disconnected_tx);
         static SERIAL: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(Worker {
@@ -372,26 +372,6 @@ fn unexpected(wanted: &str, got: Option<Result<FromWorker, ipc::FrameError>>) ->
         Some(Err(e)) => format!("waiting for {wanted}: {e}"),
         Some(Ok(other)) => format!("expected {wanted}, got {other:?}"),
     })
-}
-
-fn spawn_writer(mut send: ipc::Sender<OwnedWriteHalf, ToWorker>) -> mpsc::UnboundedSender<ToWorker> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<ToWorker>();
-    tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if send.feed(&message).await.is_err() {
-                return;
-            }
-            while let Ok(message) = rx.try_recv() {
-                if send.feed(&message).await.is_err() {
-                    return;
-                }
-            }
-            if send.flush().await.is_err() {
-                return;
-            }
-        }
-    });
-    tx
 }
 
 fn spawn_reader(

@@ -38,7 +38,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out, writer) = spawn_writer(send);
+    let (out, writer) = send.spawn_writer();
     let _ = out.send(FromWorker::Hello {
         protocol: ipc::PROTOCOL_VERSION,
         pid: std::process::id(),
@@ -80,33 +80,6 @@ struct Worker {
     plugins: HashMap<String, Arc<Plugin>>,
     out: mpsc::UnboundedSender<FromWorker>,
     calls: TaskTracker,
-}
-
-/// Writes queued messages in order; ends when every sender is gone.
-fn spawn_writer<W>(
-    mut send: ipc::Sender<W, FromWorker>,
-) -> (mpsc::UnboundedSender<FromWorker>, tokio::task::JoinHandle<()>)
-where
-    W: AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, mut rx) = mpsc::unbounded_channel::<FromWorker>();
-    let task = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
-            if send.feed(&message).await.is_err() {
-                return;
-            }
-            // Batch whatever else is ready into the same flush.
-            while let Ok(message) = rx.try_recv() {
-                if send.feed(&message).await.is_err() {
-                    return;
-                }
-            }
-            if send.flush().await.is_err() {
-                return;
-            }
-        }
-    });
-    (tx, task)
 }
 
 impl Worker {
