@@ -185,11 +185,29 @@ impl Sandbox {
         deadline: Instant,
     ) -> Result<(Vec<u8>, u64), CallError> {
         let data_dir = self.data_dir(&request.namespace)?;
-        let tags = Arc::new(Mutex::new(tags_for(plugin, &request)));
-        let mut store = self.new_store(Some(data_dir), limits, tags)?;
+        let mut fresh = self
+            .instantiate(plugin, &request, Some(data_dir), limits, deadline)
+            .await?;
+        invoke(&mut fresh.store, &fresh.world, request, limits).await
+    }
+
+    /// A new instance of `plugin` for `request`'s caller, whose only
+    /// directory is `data_dir`, under the call's limits and deadline.
+    async fn instantiate(
+        &self,
+        plugin: &Plugin,
+        request: &Request,
+        data_dir: Option<PathBuf>,
+        limits: &CallLimits,
+        deadline: Instant,
+    ) -> Result<Resident, CallError> {
+        let tags = Arc::new(Mutex::new(tags_for(plugin, request)));
+        let mut store = self.new_store(data_dir, limits, tags)?;
         store.data_mut().deadline = deadline;
-        let world = instantiate(plugin, &mut store, limits).await?;
-        invoke(&mut store, &world, request, limits).await
+        match plugin.pre.instantiate_async(&mut store).await {
+            Ok(world) => Ok(Resident { store, world }),
+            Err(e) => Err(classify(&e, store.data().limiter.refused(), limits)),
+        }
     }
 
     async fn call_resident(
@@ -220,11 +238,7 @@ impl Sandbox {
                     Some(ns) => Some(self.data_dir(ns)?),
                     None => None,
                 };
-                let tags = Arc::new(Mutex::new(tags_for(plugin, &request)));
-                let mut store = self.new_store(data_dir, limits, tags)?;
-                store.data_mut().deadline = deadline;
-                let world = instantiate(plugin, &mut store, limits).await?;
-                Resident { store, world }
+                self.instantiate(plugin, &request, data_dir, limits, deadline).await?
             }
         };
         let result = invoke(&mut resident.store, &resident.world, request, limits).await;
@@ -247,19 +261,6 @@ fn prepare(store: &mut Store<CallState>, limits: &CallLimits, deadline: Instant)
     let state = store.data_mut();
     state.deadline = deadline;
     state.limiter.reset_for_call(limits.memory);
-}
-
-/// Instantiates `plugin` in `store`, mapping a failure (a trapping start,
-/// fuel or memory spent while instantiating) onto its kind.
-async fn instantiate(
-    plugin: &Plugin,
-    store: &mut Store<CallState>,
-    limits: &CallLimits,
-) -> Result<PluginWorld, CallError> {
-    match plugin.pre.instantiate_async(&mut *store).await {
-        Ok(world) => Ok(world),
-        Err(e) => Err(classify(&e, store.data().limiter.refused(), limits)),
-    }
 }
 
 /// Calls the handler and maps the outcome.
