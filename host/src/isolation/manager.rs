@@ -22,6 +22,11 @@ use crate::procmgr::{
 };
 use crate::supervisor::{ExitEvent, PoolSource, Supervisor, Worker, WorkerSyncer};
 
+/// A worker that dies within this time of starting continues its process's
+/// crash streak, and each death in a streak backs off longer; one that ran
+/// longer starts a new streak.
+const STABLE_UPTIME: Duration = Duration::from_secs(10);
+
 /// Extra time `terminate_process` waits beyond the grace period.
 const TERMINATE_SLACK: Duration = Duration::from_secs(5);
 
@@ -56,6 +61,8 @@ struct Entry {
     session: Option<SessionId>,
     admission: Arc<Admission>,
     last_used: Instant,
+    /// Consecutive worker deaths soon after a start.
+    crash_streak: u32,
 }
 
 /// Maps keys to supervised worker processes.
@@ -158,6 +165,7 @@ impl IsolationManager {
                             session,
                             admission: Arc::clone(&admission),
                             last_used: Instant::now(),
+                            crash_streak: 0,
                         },
                     );
                     self.reaper.notify_one();
@@ -399,13 +407,23 @@ async fn report_exits(manager: Weak<IsolationManager>, mut exits: mpsc::Unbounde
             "worker exited unexpectedly: {}",
             event.exit.status
         );
+        let streak = manager.entries().get_mut(&event.process_id).map_or(1, |entry| {
+            entry.crash_streak = if event.uptime < STABLE_UPTIME {
+                entry.crash_streak + 1
+            } else {
+                1
+            };
+            entry.crash_streak
+        });
         let message = format!(
             "worker pid {} exited ({}): {}",
             event.pid,
             event.exit.reason.as_str(),
             event.exit.status
         );
-        let _ = manager.procmgr.report_failure(&event.process_id, message);
+        let _ = manager
+            .procmgr
+            .report_failure_in_streak(&event.process_id, message, streak);
     }
 }
 

@@ -22,6 +22,20 @@ impl<S: ProcessSyncer> ProcessManager<S> {
     /// (`next_sync_at`, `retry_after()`). Ignored once the process is
     /// terminating: its termination proceeds.
     pub fn report_failure(&self, id: &str, error: impl fmt::Display) -> Result<ProcessStatus, ProcmgrError> {
+        self.report_failure_in_streak(id, error, 0)
+    }
+
+    /// [`report_failure`](Self::report_failure) for a failure that is the
+    /// `streak`-th in a row as the caller counts them (e.g. a worker that
+    /// died soon after each restart, which resets the error count because
+    /// the restart itself succeeded): the backoff grows with the larger of
+    /// the two counts.
+    pub fn report_failure_in_streak(
+        &self,
+        id: &str,
+        error: impl fmt::Display,
+        streak: u32,
+    ) -> Result<ProcessStatus, ProcmgrError> {
         let shared = &self.shared;
         let m = &*shared.opts.metrics;
         let mut table = shared.lock();
@@ -33,7 +47,7 @@ impl<S: ProcessSyncer> ProcessManager<S> {
         };
         if !e.state.is_terminating() {
             e.failed(&key, ErrorKind::Sync, &error.to_string(), m);
-            let delay = e.backoff_delay(shared.opts.backoff_period);
+            let delay = e.backoff_delay(shared.opts.backoff_period, streak);
             e.schedule(&key, delay, &shared.queue, m);
             m.work_queue_backoff_duration(&key, delay);
             e.publish();

@@ -174,16 +174,17 @@ impl<C> Entry<C> {
         let delay = if error.is_transient() {
             jitter(TRANSIENT_RETRY, 0.5)
         } else {
-            self.backoff_delay(backoff_period)
+            self.backoff_delay(backoff_period, 0)
         };
         self.schedule(id, delay, queue, m);
         m.work_queue_backoff_duration(id, delay);
         delay
     }
 
-    /// `exponential_backoff(consecutive errors, 1 s, backoff_period)`.
-    pub(crate) fn backoff_delay(&self, backoff_period: Duration) -> Duration {
-        let attempt = i32::try_from(self.error_count).unwrap_or(i32::MAX);
+    /// `exponential_backoff(consecutive errors, 1 s, backoff_period)`, or
+    /// by `streak` when the caller counts a longer run of failures.
+    pub(crate) fn backoff_delay(&self, backoff_period: Duration, streak: u32) -> Duration {
+        let attempt = i32::try_from(self.error_count.max(streak)).unwrap_or(i32::MAX);
         exponential_backoff(attempt, BACKOFF_BASE, backoff_period)
     }
 

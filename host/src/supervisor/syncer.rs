@@ -32,6 +32,8 @@ pub struct ExitEvent {
     pub pid: u32,
     /// [`Worker::serial`] of the worker that exited.
     pub serial: u64,
+    /// How long it had been ready when it exited.
+    pub uptime: Duration,
     pub exit: WorkerExit,
 }
 
@@ -119,7 +121,9 @@ impl WorkerSyncer {
         let worker = Arc::clone(worker);
         tokio::spawn(async move {
             let exit = worker.exit().await;
+            let uptime = worker.uptime();
             let _ = exits.send(ExitEvent {
+                uptime,
                 process_id,
                 pid: worker.pid(),
                 serial: worker.serial(),

@@ -308,3 +308,22 @@ async fn dropping_the_manager_stops_its_tasks() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(metrics.num_alive_tasks(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_streak_grows_the_backoff_though_restarts_succeed() {
+    let pm = manager_with(ProcessManagerOptions::default().with_backoff_period(Duration::from_secs(60)));
+    let _ = pm.update_process(ProcessUpdate::create("p", "c".into()));
+    wait_state(&pm, "p", ProcessState::Syncing).await;
+    // The first failure of a streak backs off by the error count alone.
+    let first = pm.report_failure_in_streak("p", "died", 1).unwrap();
+    let first = secs(first.retry_after().unwrap());
+    assert!((1.5..=2.5 + TIMER_SLACK).contains(&first), "{first}");
+    // The restart succeeds (error count back to 0), and the worker dies
+    // again at once: the caller's streak of 3 still backs off 2^3 s +-25%.
+    pm.syncer().wait_calls(Hook::Sync, "p", 2).await;
+    wait_state(&pm, "p", ProcessState::Syncing).await;
+    assert_eq!(pm.process_status("p").unwrap().error_count, 0);
+    let third = pm.report_failure_in_streak("p", "died again", 3).unwrap();
+    let third = secs(third.retry_after().unwrap());
+    assert!((6.0..=10.0 + TIMER_SLACK).contains(&third), "{third}");
+}
