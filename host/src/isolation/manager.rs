@@ -212,7 +212,21 @@ impl IsolationManager {
             (admission, watch, needs_create)
         };
 
-        let current = watch.current();
+        let live = |id: &str| self.procmgr.syncer().assigned(id).is_some_and(|a| a.worker.is_alive());
+        let mut current = watch.current();
+        if !created && current.state == ProcessState::Syncing && current.error_count == 0 && !live(&id) {
+            // The worker has just died and procmgr has not heard yet (its
+            // exit is on the way): wait for that news, which carries the
+            // backoff, or for the restart.
+            let restarts = current.restart_count;
+            let _ = watch
+                .wait_for_timeout(
+                    |s| s.error_count > 0 || s.restart_count > restarts || s.state != ProcessState::Syncing,
+                    self.config.start_timeout,
+                )
+                .await;
+            current = watch.current();
+        }
         if !created && current.error_count > 0 {
             // Starting or restarting after failures: procmgr backs off.
             return Err(unavailable(&id, &current));

@@ -93,10 +93,7 @@ impl WorkerSyncer {
         let started = Instant::now();
         let acquire = async {
             let (worker, source) = self.supervisor.acquire().await.map_err(hook_error)?;
-            if let Err(e) = worker
-                .assign(spec.clone(), self.supervisor.config().start_timeout)
-                .await
-            {
+            if let Err(e) = worker.assign(spec.clone()) {
                 worker.kill();
                 return Err(hook_error(e));
             }

@@ -34,7 +34,6 @@ struct Pending {
     calls: HashMap<u64, oneshot::Sender<Outcome>>,
     pings: HashMap<u64, oneshot::Sender<()>>,
     plugin_acks: HashMap<String, Vec<oneshot::Sender<Option<String>>>>,
-    assign: Option<oneshot::Sender<Result<(), String>>>,
     closed: bool,
 }
 
@@ -179,18 +178,17 @@ impl Worker {
         self.disconnected.clone()
     }
 
-    /// Binds the worker to a process id.
-    pub(crate) async fn assign(&self, assign: Assign, timeout: Duration) -> Result<(), StartError> {
-        let (tx, rx) = oneshot::channel();
-        self.register(|p| p.assign = Some(tx))
-            .map_err(|()| StartError::Protocol("connection closed".into()))?;
-        self.send(ToWorker::Assign(assign));
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(StartError::Init(message)),
-            Ok(Err(_)) => Err(StartError::Protocol("the worker went away during Assign".into())),
-            Err(_) => Err(StartError::Timeout(timeout)),
+    /// Binds the worker to a process id. The assignment is pipelined: it is
+    /// sent and not waited for, because the worker handles messages in
+    /// order, so a call sent next runs bound. A worker that refuses it
+    /// (only possible if it was bound already) exits, which the host sees
+    /// as a crash.
+    pub(crate) fn assign(&self, assign: Assign) -> Result<(), StartError> {
+        if !self.is_alive() {
+            return Err(StartError::Protocol("the worker is gone".into()));
         }
+        self.send(ToWorker::Assign(assign));
+        Ok(())
     }
 
     /// Runs one call. A worker that dies meanwhile fails it with `worker_crashed`.
@@ -412,15 +410,10 @@ fn spawn_reader(
                         let _ = tx.send(None);
                     }
                 }
-                FromWorker::Assigned => {
-                    if let Some(tx) = p.assign.take() {
-                        let _ = tx.send(Ok(()));
-                    }
-                }
+                FromWorker::Assigned => {}
                 FromWorker::AssignFailed { message } => {
-                    if let Some(tx) = p.assign.take() {
-                        let _ = tx.send(Err(message));
-                    }
+                    // The worker exits after this; its exit is the crash.
+                    tracing::error!(pid, "worker refused its assignment: {message}");
                 }
                 other => {
                     tracing::error!(pid, "unexpected message from worker: {other:?}");
@@ -434,7 +427,6 @@ fn spawn_reader(
         p.calls.clear();
         p.pings.clear();
         p.plugin_acks.clear();
-        p.assign = None;
         let _ = disconnected.send(true);
     });
 }
