@@ -6,11 +6,9 @@
 //! Run: `cargo bench --bench load -- [CONNECTIONS] [NAMESPACES] [SECONDS]`
 //! (defaults 32, 8, 10).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead::api::{self, AppState};
-use bulkhead::config::{Config, DataConfig};
+use bulkhead::api::LocalHost;
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
@@ -28,24 +26,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        data: DataConfig::under(dir.path().join("data")),
-        ..Config::default()
-    };
-    config.limits.max_concurrent = 64;
-    config.limits.max_queued = 256;
-    let service = rt
-        .block_on(bulkhead::service::start(
-            &config,
+    let host = rt
+        .block_on(LocalHost::start(
             Some(env!("CARGO_BIN_EXE_bulkhead").into()),
+            |config| {
+                config.limits.max_concurrent = 64;
+                config.limits.max_queued = 256;
+            },
         ))
         .expect("host starts");
-    let runtime = Arc::clone(&service.runtime);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let url = format!("http://{}/v1/invoke/echo", listener.local_addr().expect("address"));
-    let state = AppState::new(config, service, true);
-    let server = rt.spawn(axum::serve(listener, api::router(state)).into_future());
+    let url = format!("{}/v1/invoke/echo", host.url);
 
     let agent = || -> ureq::Agent {
         ureq::Agent::config_builder()
@@ -108,7 +98,5 @@ fn main() {
         pct(0.99).as_micros(),
         all.last().copied().unwrap_or_default().as_micros()
     );
-    server.abort();
-    rt.block_on(runtime.shutdown(Instant::now() + Duration::from_secs(30)))
-        .expect("shutdown");
+    rt.block_on(host.stop()).expect("shutdown");
 }

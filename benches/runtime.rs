@@ -9,50 +9,26 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead::api::{self, AppState};
+use bulkhead::api::LocalHost;
 use bulkhead::builtin;
-use bulkhead::config::{Config, DataConfig};
-use bulkhead::isolation::{IsolationKey, IsolationLevel, Runtime};
+use bulkhead::isolation::{IsolationKey, IsolationLevel};
 use bulkhead::names::{Namespace, SessionId};
 use bulkhead::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
-struct Host {
-    runtime: Arc<Runtime>,
-    url: String,
-    _dir: tempfile::TempDir,
+fn host(rt: &tokio::runtime::Runtime, level: IsolationLevel, warm: u32) -> LocalHost {
+    rt.block_on(LocalHost::start(
+        Some(env!("CARGO_BIN_EXE_bulkhead").into()),
+        |config| {
+            config.isolation.level = level;
+            config.pool.warm = warm;
+        },
+    ))
+    .expect("host starts")
 }
 
-fn host(rt: &tokio::runtime::Runtime, level: IsolationLevel, warm: u32) -> Host {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = Config {
-        data: DataConfig::under(dir.path().join("data")),
-        ..Config::default()
-    };
-    config.isolation.level = level;
-    config.isolation.idle_timeout = Duration::ZERO;
-    config.pool.warm = warm;
-    let service = rt
-        .block_on(bulkhead::service::start(
-            &config,
-            Some(env!("CARGO_BIN_EXE_bulkhead").into()),
-        ))
-        .expect("host starts");
-    let runtime = Arc::clone(&service.runtime);
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let state = AppState::new(config, service, true);
-    rt.spawn(axum::serve(listener, api::router(state)).into_future());
-    Host {
-        runtime,
-        url,
-        _dir: dir,
-    }
-}
-
-fn stop(rt: &tokio::runtime::Runtime, h: &Host) {
-    rt.block_on(h.runtime.shutdown(Instant::now() + Duration::from_secs(30)))
-        .expect("shutdown");
+fn stop(rt: &tokio::runtime::Runtime, h: LocalHost) {
+    rt.block_on(h.stop()).expect("shutdown");
 }
 
 fn process_id(level: IsolationLevel, ns: &Namespace, session: &SessionId) -> String {
@@ -122,7 +98,7 @@ fn warm_calls(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
         });
     });
     group.finish();
-    stop(rt, &h);
+    stop(rt, h);
 }
 
 /// Cold start (first call for a new key, through the runtime) and terminate,
@@ -171,7 +147,7 @@ fn cold_start(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     terminate / terminations.max(1)
                 );
             }
-            stop(rt, &h);
+            stop(rt, h);
         }
     }
     group.finish();

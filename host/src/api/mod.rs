@@ -8,6 +8,7 @@ mod auth;
 mod error;
 pub mod health;
 mod invoke;
+mod local;
 mod status;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
+pub use self::local::LocalHost;
 use crate::config::{Config, Tokens};
 use crate::isolation::Runtime;
 use crate::metrics::HostMetrics;

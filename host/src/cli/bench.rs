@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::api::{self, AppState};
-use crate::config::{Config, DataConfig};
-use crate::isolation::IsolationLevel;
+use crate::api::LocalHost;
+use crate::isolation::{IsolationKey, IsolationLevel};
 use crate::names::{Namespace, SessionId};
 use crate::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
 
@@ -167,18 +166,12 @@ fn print_table(rows: &[Row]) {
 
 /// Cold starts at one level with the pool on or off.
 async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let dir = tempfile_dir()?;
-    let mut config = Config::default();
-    config.isolation.level = level;
-    config.isolation.idle_timeout = Duration::ZERO;
-    config.pool.warm = if pool { 2 } else { 0 };
-    config.data = DataConfig::under(dir.join("data"));
-    let service = crate::service::start(&config, None).await?;
-    let runtime = Arc::clone(&service.runtime);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let state = AppState::new(config, service, true);
-    let server = tokio::spawn(axum::serve(listener, api::router(state)).into_future());
+    let host = LocalHost::start(None, |config| {
+        config.isolation.level = level;
+        config.pool.warm = if pool { 2 } else { 0 };
+    })
+    .await?;
+    let (runtime, url) = (Arc::clone(&host.runtime), host.url.clone());
     let handle = tokio::runtime::Handle::current();
     let measure = {
         let runtime = Arc::clone(&runtime);
@@ -214,20 +207,18 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::R
                     String::from_utf8_lossy(&body)
                 );
                 samples.push(took);
-                let id = match level {
-                    IsolationLevel::None => "shared".to_owned(),
-                    IsolationLevel::Namespace => format!("ns:{ns}"),
-                    IsolationLevel::Session => format!("session:{session}"),
+                let key = IsolationKey {
+                    namespace: Namespace::new(ns)?,
+                    session: SessionId::new(session)?,
                 };
+                let id = key.process_id(level);
                 handle.block_on(runtime.manager().terminate_process(&id, None))?;
             }
             Ok(samples)
         })
     };
     let samples = measure.await?;
-    server.abort();
-    runtime.shutdown(Instant::now() + Duration::from_secs(30)).await?;
-    let _ = std::fs::remove_dir_all(&dir);
+    host.stop().await?;
     samples
 }
 
@@ -252,8 +243,8 @@ fn spawn_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
 
 /// One `echo` call with a fresh instance, in this process.
 async fn in_process_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
-    let dir = tempfile_dir()?;
-    let sandbox = Sandbox::new(SandboxConfig::new(dir.join("cache"), dir.join("data")))?;
+    let dir = tempfile::tempdir()?;
+    let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("cache"), dir.path().join("data")))?;
     let echo = sandbox.load_plugin("echo", crate::builtin::ECHO.wasm, InstanceMode::PerRequest)?;
     let limits = CallLimits::default();
     let request = Request {
@@ -267,16 +258,5 @@ async fn in_process_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
         sandbox.call(&echo, request.clone(), &limits).await?;
         samples.push(started.elapsed());
     }
-    drop(sandbox);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(samples)
-}
-
-/// A private scratch directory under the system temp dir.
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("bulkhead-bench-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -1,0 +1,64 @@
+//! A whole host in this process, serving HTTP on a free loopback port, on a
+//! scratch data directory: what `bench cold-start` and the benches measure.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+use super::{AppState, router};
+use crate::config::{Config, DataConfig};
+use crate::isolation::Runtime;
+
+/// A running in-process host. Dropping it stops the HTTP server; call
+/// [`LocalHost::stop`] to terminate its workers first.
+#[derive(Debug)]
+pub struct LocalHost {
+    pub runtime: Arc<Runtime>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    server: JoinHandle<std::io::Result<()>>,
+    _dir: TempDir,
+}
+
+impl LocalHost {
+    /// Starts a host with the default configuration as changed by `adjust`,
+    /// its data in a scratch directory and no idle timeout. Workers run
+    /// `worker_program` (this executable when `None`).
+    pub async fn start(worker_program: Option<PathBuf>, adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config {
+            data: DataConfig::under(dir.path().join("data")),
+            ..Config::default()
+        };
+        config.isolation.idle_timeout = Duration::ZERO;
+        adjust(&mut config);
+        let service = crate::service::start(&config, worker_program).await?;
+        let runtime = Arc::clone(&service.runtime);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = AppState::new(config, service, true);
+        let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
+        Ok(Self {
+            runtime,
+            url,
+            server,
+            _dir: dir,
+        })
+    }
+
+    /// Stops serving and terminates every worker.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.abort();
+        self.runtime.shutdown(Instant::now() + Duration::from_secs(30)).await?;
+        Ok(())
+    }
+}
+
+impl Drop for LocalHost {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
