@@ -66,6 +66,15 @@ fn children_of_self() -> Vec<u32> {
     super::children_of(std::process::id())
 }
 
+/// Waits (bounded) until the warm pool is back at its target.
+async fn pool_full(host: &Host) {
+    let supervisor = host.runtime.manager().supervisor();
+    assert!(
+        supervisor.wait_pool_filled(Duration::from_secs(20)).await,
+        "the pool did not refill"
+    );
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -136,13 +145,7 @@ async fn helper_create_terminate_cycles() {
         .await
         .unwrap();
     // Count with the pool full, as at the end.
-    assert!(
-        host.runtime
-            .manager()
-            .supervisor()
-            .wait_pool_filled(Duration::from_secs(20))
-            .await
-    );
+    pool_full(&host).await;
     let fds_before = open_fds();
     for i in 0..200 {
         let ns = format!("cycle-{}", i % 7);
@@ -154,13 +157,7 @@ async fn helper_create_terminate_cycles() {
             .unwrap();
     }
     // Let the pool settle back to its target before counting.
-    assert!(
-        host.runtime
-            .manager()
-            .supervisor()
-            .wait_pool_filled(Duration::from_secs(20))
-            .await
-    );
+    pool_full(&host).await;
     let fds_after = open_fds();
     assert_eq!(host.runtime.manager().list_processes().len(), 0);
     let workers = children_of_self();
@@ -218,13 +215,7 @@ async fn helper_host_that_gets_killed() {
     for ns in ["tenant-a", "tenant-b"] {
         host.ok(ns, None, "echo", "x").await;
     }
-    assert!(
-        host.runtime
-            .manager()
-            .supervisor()
-            .wait_pool_filled(Duration::from_secs(20))
-            .await
-    );
+    pool_full(&host).await;
     let pids = children_of_self();
     println!(
         "WORKERS {}",

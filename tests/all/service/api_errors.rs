@@ -32,6 +32,13 @@ fn every_error_kind_has_its_status_and_shape() {
         .call("DELETE", "/v1/processes/ns:x?grace=forever", &[], b"")
         .assert_error(ErrorKind::InvalidRequest);
 
+    // A plugin name that could escape a directory or a URL segment.
+    for name in [".hidden", "a%20b", "-dash"] {
+        server
+            .call("PUT", &format!("/v1/plugins/{name}"), &[], b"\0asm")
+            .assert_error(ErrorKind::InvalidRequest);
+    }
+
     // payload_too_large: over server.max_payload (64 KiB here).
     let big = "x".repeat(65 * 1024);
     server
