@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use bulkhead::api::LocalHost;
+use bulkhead::api::{LocalHost, bench_client};
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
@@ -37,13 +37,7 @@ fn main() {
         .expect("host starts");
     let url = format!("{}/v1/invoke/echo", host.url);
 
-    let agent = || -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into()
-    };
+    let agent = || bench_client(Duration::from_secs(30));
     // Warm every namespace's worker first: this measures warm calls.
     for ns in 0..namespaces {
         let reply = agent()

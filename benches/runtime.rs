@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead::api::LocalHost;
+use bulkhead::api::{LocalHost, bench_client};
 use bulkhead::builtin;
 use bulkhead::isolation::{IsolationKey, IsolationLevel};
 use bulkhead::names::{Namespace, SessionId};
@@ -73,7 +73,7 @@ fn warm_calls(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
             )
         });
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent = bench_client(Duration::from_secs(30));
     let url = format!("{}/v1/invoke/echo", h.url);
     group.bench_function("echo_over_http", |b| {
         b.iter(|| {

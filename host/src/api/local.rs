@@ -57,6 +57,23 @@ impl LocalHost {
     }
 }
 
+/// A keep-alive HTTP client for measuring a host: statuses are returned, not
+/// turned into errors, and every phase of a request (connect, send, receive)
+/// is bounded by `timeout`. There is deliberately no overall timeout: with
+/// one, ureq resolves the address of every request on a thread of its own,
+/// and that thread's start would be timed as the host's latency.
+pub fn bench_client(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(timeout))
+        .timeout_send_request(Some(timeout))
+        .timeout_send_body(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout))
+        .build()
+        .into()
+}
+
 impl Drop for LocalHost {
     fn drop(&mut self) {
         self.server.abort();

@@ -19,7 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
-pub use self::local::LocalHost;
+pub use self::local::{LocalHost, bench_client};
 use crate::config::{Config, Tokens};
 use crate::isolation::Runtime;
 use crate::metrics::HostMetrics;

@@ -176,11 +176,7 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::R
     let measure = {
         let runtime = Arc::clone(&runtime);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into();
+            let agent = crate::api::bench_client(Duration::from_secs(30));
             let supervisor = Arc::clone(runtime.manager().supervisor());
             let mut samples = Vec::with_capacity(n);
             for i in 0..n {
