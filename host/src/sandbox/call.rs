@@ -184,10 +184,12 @@ impl Sandbox {
         limits: &CallLimits,
         deadline: Instant,
     ) -> Result<(Vec<u8>, u64), CallError> {
-        let data_dir = self.data_dir(&request.namespace)?;
-        let mut fresh = self
-            .instantiate(plugin, &request, Some(data_dir), limits, deadline)
-            .await?;
+        let data_dir = if plugin.opens_files {
+            Some(self.data_dir(&request.namespace)?)
+        } else {
+            None
+        };
+        let mut fresh = self.instantiate(plugin, &request, data_dir, limits, deadline).await?;
         invoke(&mut fresh.store, &fresh.world, request, limits).await
     }
 
@@ -235,8 +237,8 @@ impl Sandbox {
                 // A kept instance outlives its first caller: it only gets a
                 // /data when the whole sandbox serves one namespace.
                 let data_dir = match self.bound_namespace() {
-                    Some(ns) => Some(self.data_dir(ns)?),
-                    None => None,
+                    Some(ns) if plugin.opens_files => Some(self.data_dir(ns)?),
+                    _ => None,
                 };
                 self.instantiate(plugin, &request, data_dir, limits, deadline).await?
             }

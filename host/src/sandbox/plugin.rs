@@ -20,6 +20,10 @@ use super::{CallLimits, Sandbox};
 /// The interface every plugin must export.
 pub const HANDLER_EXPORT: &str = "bulkhead:plugin/handler@0.1.0";
 
+/// The interface through which a component gets its directories (any
+/// version).
+const PREOPENS_IMPORT: &str = "wasi:filesystem/preopens@";
+
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const COMPONENT_VERSION: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
 const CORE_MODULE_VERSION: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
@@ -101,6 +105,10 @@ pub struct Plugin {
     pub(crate) mode: InstanceMode,
     pub(crate) compiled: Compiled,
     pub(crate) pre: PluginPre<CallState>,
+    /// Whether it imports `wasi:filesystem/preopens`, its only way to a
+    /// directory. A plugin without it gets no `/data`: its calls neither
+    /// create nor open its namespace's directory.
+    pub(crate) opens_files: bool,
     /// The kept instance of a `per-process` plugin.
     pub(crate) resident: tokio::sync::Mutex<Option<super::call::Resident>>,
 }
@@ -130,6 +138,12 @@ impl Plugin {
     /// for a running call to finish).
     pub async fn has_kept_instance(&self) -> bool {
         self.resident.lock().await.is_some()
+    }
+
+    /// Whether it can open files (imports `wasi:filesystem/preopens`), and
+    /// so gets its namespace's directory as `/data`.
+    pub fn opens_files(&self) -> bool {
+        self.opens_files
     }
 
     /// Where it came from in the compile cache.
@@ -216,11 +230,16 @@ impl Sandbox {
     pub fn load(&self, name: &str, compiled: Compiled, mode: InstanceMode) -> Result<Arc<Plugin>, PluginError> {
         let component = self.deserialize(&compiled.artifact)?;
         let pre = self.link(&component)?;
+        let opens_files = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| name.starts_with(PREOPENS_IMPORT));
         Ok(Arc::new(Plugin {
             name: name.into(),
             mode,
             compiled,
             pre,
+            opens_files,
             resident: tokio::sync::Mutex::new(None),
         }))
     }

@@ -3,7 +3,9 @@
 //! No host environment, arguments or stdin; no network (every socket use and
 //! name lookup is denied); real clocks and random; stdout and stderr go to the
 //! log; and the only filesystem is the namespace's own directory under
-//! `data.dir`, preopened as `/data` and created on first use.
+//! `data.dir`, preopened as `/data` and created on first use. A plugin that
+//! does not import `wasi:filesystem/preopens` cannot open a directory, so
+//! its calls get none and leave the disk alone.
 
 use std::collections::HashSet;
 use std::io;

@@ -49,3 +49,15 @@ async fn many_concurrent_calls_each_get_their_own_instance() {
         assert_eq!(out, i.to_string());
     }
 }
+
+#[tokio::test]
+async fn a_plugin_that_cannot_open_files_leaves_the_data_directory_alone() {
+    let h = Harness::new();
+    let echo = h.guest("echo", InstanceMode::PerRequest);
+    assert!(!echo.opens_files(), "echo does not import wasi:filesystem/preopens");
+    assert_eq!(h.ok(&echo, "tenant-a", "hello").await, "hello");
+    assert!(
+        !h.data_dir.join("tenant-a").exists(),
+        "no directory is created for a plugin that cannot open it"
+    );
+}

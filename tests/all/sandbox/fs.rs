@@ -107,3 +107,13 @@ async fn a_kept_instance_has_no_filesystem_unless_the_sandbox_is_bound() {
     assert_eq!(bound.ok(&fs, "tenant-a", "write /data/x 1").await, "");
     assert_eq!(bound.ok(&fs, "tenant-a", "read /data/x").await, "1");
 }
+
+#[tokio::test]
+async fn a_plugin_that_opens_files_gets_its_directory_created_on_first_call() {
+    let h = Harness::new();
+    let fs = h.guest("fs", InstanceMode::PerRequest);
+    assert!(fs.opens_files(), "fs imports wasi:filesystem/preopens");
+    assert!(!h.data_dir.join("tenant-a").exists());
+    assert_eq!(h.ok(&fs, "tenant-a", "list /data").await, "");
+    assert!(h.data_dir.join("tenant-a").is_dir());
+}
