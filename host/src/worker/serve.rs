@@ -176,7 +176,7 @@ impl Worker {
             });
             return Err(WorkerError::Assign(message));
         }
-        tracing::info!(process_id = %assign.process_id, level = %assign.level, "assigned");
+        tracing::debug!(process_id = %assign.process_id, level = %assign.level, "assigned");
         self.reply(FromWorker::Assigned);
         Ok(())
     }
