@@ -6,7 +6,6 @@
 //! Run: `cargo bench --bench runtime`.
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bulkhead::api::{LocalHost, bench_client};
@@ -101,56 +100,79 @@ fn warm_calls(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     stop(rt, h);
 }
 
-/// Cold start (first call for a new key, through the runtime) and terminate,
-/// each timed alone; the pool is refilled before each iteration.
-fn cold_start(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
-    let mut group = c.benchmark_group("cold_start");
+/// A first call for a new key through the runtime (the pool, when on,
+/// refilled before it); returns the time it took and the key's process id.
+fn first_call(
+    rt: &tokio::runtime::Runtime,
+    h: &LocalHost,
+    level: IsolationLevel,
+    warm: u32,
+    n: &mut u64,
+) -> (Duration, String) {
+    if warm > 0 {
+        let supervisor = h.runtime.manager().supervisor();
+        assert!(
+            rt.block_on(supervisor.wait_pool_filled(Duration::from_secs(30))),
+            "pool refills"
+        );
+    }
+    *n += 1;
+    let ns = Namespace::new(format!("bench-{n}")).expect("namespace");
+    let session = SessionId::new(format!("s{n}")).expect("session");
+    let started = Instant::now();
+    let out = rt
+        .block_on(
+            h.runtime
+                .invoke(ns.clone(), Some(session.clone()), "echo", b"x".to_vec()),
+        )
+        .expect("cold call");
+    let took = started.elapsed();
+    assert!(out.cold_start.is_some(), "the key was new");
+    (took, process_id(level, &ns, &session))
+}
+
+fn terminate(rt: &tokio::runtime::Runtime, h: &LocalHost, id: &str) -> Duration {
+    let started = Instant::now();
+    rt.block_on(h.runtime.manager().terminate_process(id, None))
+        .expect("terminate");
+    started.elapsed()
+}
+
+/// Cold start (first call for a new key, through the runtime) per level
+/// and pool mode, and terminating a live process (Shutdown, exit, reap and
+/// clean-up) per pool mode. Each iteration times only its own step.
+fn cold_start_and_terminate(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let mut n = 0u64;
     for (pool, warm) in [("pool_on", 2), ("pool_off", 0)] {
         for level in [IsolationLevel::None, IsolationLevel::Namespace, IsolationLevel::Session] {
             let h = host(rt, level, warm);
-            let supervisor = Arc::clone(h.runtime.manager().supervisor());
-            let mut terminate = Duration::ZERO;
-            let mut terminations = 0u32;
-            group.bench_function(BenchmarkId::new(pool, level.as_str()), |b| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        if warm > 0 {
-                            rt.block_on(supervisor.wait_pool_filled(Duration::from_secs(30)));
-                        }
-                        n += 1;
-                        let ns = Namespace::new(format!("bench-{n}")).expect("namespace");
-                        let session = SessionId::new(format!("s{n}")).expect("session");
-                        let started = Instant::now();
-                        let out = rt
-                            .block_on(
-                                h.runtime
-                                    .invoke(ns.clone(), Some(session.clone()), "echo", b"x".to_vec()),
-                            )
-                            .expect("cold call");
-                        total += started.elapsed();
-                        assert!(out.cold_start.is_some());
-                        let id = process_id(level, &ns, &session);
-                        let started = Instant::now();
-                        rt.block_on(h.runtime.manager().terminate_process(&id, None))
-                            .expect("terminate");
-                        terminate += started.elapsed();
-                        terminations += 1;
-                    }
-                    total
+            c.benchmark_group("cold_start")
+                .bench_function(BenchmarkId::new(pool, level.as_str()), |b| {
+                    b.iter_custom(|iters| {
+                        (0..iters)
+                            .map(|_| {
+                                let (took, id) = first_call(rt, &h, level, warm, &mut n);
+                                terminate(rt, &h, &id);
+                                took
+                            })
+                            .sum()
+                    });
                 });
-            });
             if level == IsolationLevel::Session {
-                println!(
-                    "cold_start/{pool}: terminate took {:?} on average over {terminations}",
-                    terminate / terminations.max(1)
-                );
+                c.benchmark_group("terminate").bench_function(pool, |b| {
+                    b.iter_custom(|iters| {
+                        (0..iters)
+                            .map(|_| {
+                                let (_, id) = first_call(rt, &h, level, warm, &mut n);
+                                terminate(rt, &h, &id)
+                            })
+                            .sum()
+                    });
+                });
             }
             stop(rt, h);
         }
     }
-    group.finish();
 }
 
 fn runtime_benches(c: &mut Criterion) {
@@ -160,7 +182,7 @@ fn runtime_benches(c: &mut Criterion) {
         .build()
         .expect("runtime");
     warm_calls(c, &rt);
-    cold_start(c, &rt);
+    cold_start_and_terminate(c, &rt);
 }
 
 criterion_group! {
