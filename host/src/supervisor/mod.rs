@@ -99,7 +99,7 @@ pub struct SupervisorConfig {
 pub struct Supervisor {
     config: SupervisorConfig,
     spawner: Spawner,
-    cgroups: Cgroups,
+    cgroups: Arc<Cgroups>,
     plugins: RwLock<Vec<PluginSpec>>,
     /// Held shared while a worker is started, taken from the pool or
     /// assigned, and exclusively while the plugin set changes: a change then
@@ -112,11 +112,11 @@ pub struct Supervisor {
 impl Supervisor {
     /// Starts the spawner thread and the warm pool.
     pub fn new(config: SupervisorConfig, plugins: Vec<PluginSpec>) -> std::io::Result<Arc<Self>> {
-        let cgroups = if config.cgroups {
+        let cgroups = Arc::new(if config.cgroups {
             Cgroups::detect()
         } else {
             Cgroups::disabled()
-        };
+        });
         let supervisor = Arc::new(Self {
             spawner: Spawner::start()?,
             cgroups,

@@ -79,11 +79,11 @@ pub struct WorkerCallError {
 
 impl Worker {
     /// Spawns a worker, checks its protocol version, and waits until its
-    /// engine is up and every plugin is loaded.
+    /// engine is up, every plugin is loaded and it is in its cgroup.
     pub(crate) async fn start(
         spawner: &Spawner,
         command: WorkerCommand,
-        cgroups: &Cgroups,
+        cgroups: &Arc<Cgroups>,
         limits: &OsLimits,
         init: Init,
         timeout: Duration,
@@ -91,7 +91,13 @@ impl Worker {
         let spawned = spawner.spawn(command).await.map_err(StartError::Spawn)?;
         let process = ChildProcess::watch(spawned.child).map_err(StartError::Spawn)?;
         let pid = process.pid();
-        let cgroup = cgroups.attach(pid, limits.memory_max, limits.pids_max);
+        // Moving a process into a cgroup can wait for an RCU grace period
+        // (about 10 ms on an idle cgroup v1 host): it runs on a blocking
+        // thread while the worker starts, not on the async threads.
+        let attach = tokio::task::spawn_blocking({
+            let (cgroups, memory_max, pids_max) = (Arc::clone(cgroups), limits.memory_max, limits.pids_max);
+            move || cgroups.attach(pid, memory_max, pids_max)
+        });
         relay_stderr(pid, spawned.stderr);
         spawned.socket.set_nonblocking(true).map_err(StartError::Spawn)?;
         let socket = tokio::net::UnixStream::from_std(spawned.socket).map_err(StartError::Spawn)?;
@@ -122,6 +128,12 @@ impl Worker {
             outcome = tokio::time::timeout(timeout, handshake) => outcome.unwrap_or(Err(StartError::Timeout(timeout))),
             status = process.exited() => Err(StartError::Exited(describe_status(status))),
         };
+        // The worker is not handed out before it is in its cgroup, so no
+        // call runs outside its limits.
+        let cgroup = attach.await.unwrap_or_else(|e| {
+            tracing::warn!(pid, "attaching the worker to its cgroup failed: {e}");
+            None
+        });
         if let Err(e) = outcome {
             process.kill();
             return Err(e);
