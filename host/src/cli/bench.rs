@@ -8,7 +8,9 @@
 //! with no live worker to its response, for `echo`. Each iteration uses a
 //! fresh key; its process is terminated afterwards (not timed), and with the
 //! pool on, the next iteration waits until the pool is full again, so every
-//! measured request finds the pool as a steady host would.
+//! measured request finds the pool as a steady host would. `--idle-ms` adds
+//! a quiet time before every measured step (baselines included), for the
+//! cost of a request that arrives after a lull rather than back to back.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -54,6 +56,12 @@ pub struct ColdStartCommand {
     /// With a warm pool, without, or both.
     #[arg(long, value_enum, default_value_t = PoolMode::Both)]
     pool: PoolMode,
+    /// Quiet time before each measured request and baseline step, in
+    /// milliseconds: 0 measures back to back; a few hundred shows what a
+    /// first request after a lull costs (cold caches, idle CPUs, kernel
+    /// locks back on their fast path).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    idle_ms: u64,
     /// Print the rows as JSON.
     #[arg(long)]
     json: bool,
@@ -125,6 +133,7 @@ impl ColdStartCommand {
 
     async fn run(&self) -> anyhow::Result<Vec<Row>> {
         let n = self.iterations as usize;
+        let idle = Duration::from_millis(self.idle_ms);
         let mut rows = Vec::new();
         let modes: &[bool] = match self.pool {
             PoolMode::On => &[true],
@@ -133,7 +142,7 @@ impl ColdStartCommand {
         };
         for &pool in modes {
             for &level in &self.levels {
-                let samples = measure_level(level, pool, n).await?;
+                let samples = measure_level(level, pool, n, idle).await?;
                 rows.push(Row::from_samples(
                     level.as_str(),
                     if pool { "on" } else { "off" },
@@ -141,11 +150,11 @@ impl ColdStartCommand {
                 ));
             }
         }
-        rows.push(Row::from_samples("baseline:spawn", "-", spawn_baseline(n)?));
+        rows.push(Row::from_samples("baseline:spawn", "-", spawn_baseline(n, idle)?));
         rows.push(Row::from_samples(
             "baseline:in-process",
             "-",
-            in_process_baseline(n).await?,
+            in_process_baseline(n, idle).await?,
         ));
         Ok(rows)
     }
@@ -165,7 +174,7 @@ fn print_table(rows: &[Row]) {
 }
 
 /// Cold starts at one level with the pool on or off.
-async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::Result<Vec<Duration>> {
+async fn measure_level(level: IsolationLevel, pool: bool, n: usize, idle: Duration) -> anyhow::Result<Vec<Duration>> {
     let host = LocalHost::start(None, |config| {
         config.isolation.level = level;
         config.pool.warm = if pool { 2 } else { 0 };
@@ -183,6 +192,7 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::R
                 if pool && !handle.block_on(supervisor.wait_pool_filled(Duration::from_secs(30))) {
                     anyhow::bail!("the warm pool did not refill within 30 s");
                 }
+                std::thread::sleep(idle);
                 let (ns, session) = (format!("bench-{i}"), format!("s-{i}"));
                 let started = Instant::now();
                 let mut response = agent
@@ -219,10 +229,11 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize) -> anyhow::R
 }
 
 /// Spawning and reaping the worker binary doing nothing.
-fn spawn_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
+fn spawn_baseline(n: usize, idle: Duration) -> anyhow::Result<Vec<Duration>> {
     let exe = std::env::current_exe()?;
     (0..n)
         .map(|_| {
+            std::thread::sleep(idle);
             let started = Instant::now();
             let status = Command::new(&exe)
                 .arg("--version")
@@ -238,7 +249,7 @@ fn spawn_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
 }
 
 /// One `echo` call with a fresh instance, in this process.
-async fn in_process_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
+async fn in_process_baseline(n: usize, idle: Duration) -> anyhow::Result<Vec<Duration>> {
     let dir = tempfile::tempdir()?;
     let sandbox = Sandbox::new(SandboxConfig::new(dir.path().join("cache"), dir.path().join("data")))?;
     let echo = sandbox.load_plugin("echo", crate::builtin::ECHO.wasm, InstanceMode::PerRequest)?;
@@ -250,6 +261,7 @@ async fn in_process_baseline(n: usize) -> anyhow::Result<Vec<Duration>> {
     };
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
+        tokio::time::sleep(idle).await;
         let started = Instant::now();
         sandbox.call(&echo, request.clone(), &limits).await?;
         samples.push(started.elapsed());

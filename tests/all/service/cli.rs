@@ -165,6 +165,27 @@ fn bench_cold_start_measures_every_level_and_the_baselines() {
         );
         assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{row}");
     }
+    let out = bulkhead(&[
+        "bench",
+        "cold-start",
+        "--iterations",
+        "2",
+        "--levels",
+        "namespace",
+        "--pool",
+        "on",
+        "--idle-ms",
+        "50",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("namespace") && l.contains(" on ")),
+        "{table}"
+    );
+    let out = bulkhead(&["bench", "cold-start", "--idle-ms", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "a non-number idle time is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--idle-ms"));
     let out = bulkhead(&["bench", "cold-start", "--iterations", "0"]);
     assert_eq!(out.status.code(), Some(2), "zero iterations is a usage error");
     let out = bulkhead(&["bench", "cold-start", "--levels", "galaxy"]);
