@@ -6,6 +6,17 @@
 //! cgroup and one `w<n>` child per worker. When the host may not create
 //! cgroups (not root, read-only mounts, no controllers), workers run without
 //! them and that is logged once.
+//!
+//! Moving a running process into a cgroup (writing `cgroup.procs`) takes a
+//! process-wide lock whose write side waits for an RCU grace period when
+//! nothing has moved for a while: about 10 ms on an idle host, on the path
+//! of every spawned worker. With cgroup v1 a thread may instead move itself
+//! (writing `0` to `tasks`), which skips that lock; a process forked by that
+//! thread is born in the thread's cgroups. So the spawner thread steps into
+//! the new worker's cgroups, spawns, and steps back home
+//! ([`WorkerCgroup::spawn_inside`]). With cgroup v2, whose memory and pids
+//! controllers place whole processes only, the worker is moved after it
+//! has been spawned ([`WorkerCgroup::add_process`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -32,6 +43,9 @@ pub(crate) struct Cgroups {
 #[derive(Debug)]
 pub(crate) struct WorkerCgroup {
     dirs: Vec<PathBuf>,
+    /// cgroup v1 only: the host's own cgroup in the same hierarchy as each of
+    /// `dirs`, where a thread that stepped in goes back to.
+    homes: Option<Vec<PathBuf>>,
     oom_file: PathBuf,
 }
 
@@ -79,19 +93,20 @@ impl Cgroups {
         }
     }
 
-    /// Creates a cgroup with the given limits and moves `pid` into it.
+    /// Creates an empty cgroup with the given limits for the next worker.
     /// Returns `None` (logging the reason once) when that is not possible.
-    pub(crate) fn attach(&self, pid: u32, memory_max: u64, pids_max: u64) -> Option<WorkerCgroup> {
+    pub(crate) fn create(&self, memory_max: u64, pids_max: u64) -> Option<WorkerCgroup> {
         let layout = self.layout.as_ref()?;
         let name = format!("w{}", self.next.fetch_add(1, Ordering::Relaxed));
-        match create(layout, &name, pid, memory_max, pids_max) {
-            Ok(cgroup) => Some(cgroup),
-            Err(e) => {
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!("workers run without cgroup memory and pids limits: {e}");
-                }
-                None
-            }
+        create(layout, &name, memory_max, pids_max)
+            .map_err(|e| self.warn_once(&e))
+            .ok()
+    }
+
+    /// Logs, once per host, that workers run without cgroup limits.
+    pub(crate) fn warn_once(&self, e: &io::Error) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!("workers run without cgroup memory and pids limits: {e}");
         }
     }
 
@@ -113,8 +128,7 @@ fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.join(file).display())))
 }
 
-fn create(layout: &Layout, name: &str, pid: u32, memory_max: u64, pids_max: u64) -> io::Result<WorkerCgroup> {
-    let pid = pid.to_string();
+fn create(layout: &Layout, name: &str, memory_max: u64, pids_max: u64) -> io::Result<WorkerCgroup> {
     let mut cgroup = match layout {
         Layout::V2 { base } => {
             std::fs::create_dir_all(base)?;
@@ -125,9 +139,14 @@ fn create(layout: &Layout, name: &str, pid: u32, memory_max: u64, pids_max: u64)
             WorkerCgroup {
                 oom_file: dir.join("memory.events"),
                 dirs: vec![dir],
+                homes: None,
             }
         }
         Layout::V1 { memory, pids } => {
+            let homes = [memory, pids].map(|base| base.parent().map(Path::to_owned));
+            let [Some(memory_home), Some(pids_home)] = homes else {
+                return Err(io::Error::other("a cgroup v1 directory has no parent"));
+            };
             let memory = memory.join(name);
             let pids = pids.join(name);
             std::fs::create_dir_all(&memory)?;
@@ -135,26 +154,25 @@ fn create(layout: &Layout, name: &str, pid: u32, memory_max: u64, pids_max: u64)
             WorkerCgroup {
                 oom_file: memory.join("memory.oom_control"),
                 dirs: vec![memory, pids],
+                homes: Some(vec![memory_home, pids_home]),
             }
         }
     };
-    let configured = (|| match layout {
+    let configured = match layout {
         Layout::V2 { .. } => {
             let dir = &cgroup.dirs[0];
-            write(dir, "memory.max", &memory_max.to_string())?;
-            // Not every kernel has swap accounting; without it there is no swap to limit.
-            let _ = write(dir, "memory.swap.max", "0");
-            write(dir, "pids.max", &pids_max.to_string())?;
-            write(dir, "cgroup.procs", &pid)
+            write(dir, "memory.max", &memory_max.to_string()).and_then(|()| {
+                // Not every kernel has swap accounting; without it there is no swap to limit.
+                let _ = write(dir, "memory.swap.max", "0");
+                write(dir, "pids.max", &pids_max.to_string())
+            })
         }
         Layout::V1 { .. } => {
             let (memory, pids) = (&cgroup.dirs[0], &cgroup.dirs[1]);
-            write(memory, "memory.limit_in_bytes", &memory_max.to_string())?;
-            write(pids, "pids.max", &pids_max.to_string())?;
-            write(memory, "cgroup.procs", &pid)?;
-            write(pids, "cgroup.procs", &pid)
+            write(memory, "memory.limit_in_bytes", &memory_max.to_string())
+                .and_then(|()| write(pids, "pids.max", &pids_max.to_string()))
         }
-    })();
+    };
     if let Err(e) = configured {
         cgroup.remove();
         cgroup.dirs.clear();
@@ -164,6 +182,36 @@ fn create(layout: &Layout, name: &str, pid: u32, memory_max: u64, pids_max: u64)
 }
 
 impl WorkerCgroup {
+    /// Runs `spawn` on the calling thread while that thread is inside this
+    /// cgroup, so that the process it starts is born in it, and returns
+    /// whether it was (else the caller must [`add_process`] it). Only cgroup
+    /// v1 lets a thread move alone; with v2 `spawn` runs where the thread
+    /// is. The thread is back in the host's own cgroups on return; if it
+    /// cannot get back (which only an outside change to the hierarchy can
+    /// cause), that is logged and the cgroup cannot be removed later.
+    ///
+    /// [`add_process`]: WorkerCgroup::add_process
+    pub(crate) fn spawn_inside<T>(&self, spawn: impl FnOnce() -> T) -> (T, bool) {
+        let Some(homes) = &self.homes else {
+            return (spawn(), false);
+        };
+        let entered = self.dirs.iter().try_for_each(|dir| write(dir, "tasks", "0"));
+        if let Err(e) = &entered {
+            tracing::debug!("spawning outside the worker's cgroup, to move it afterwards: {e}");
+        }
+        let spawned = spawn();
+        if let Err(e) = homes.iter().try_for_each(|home| write(home, "tasks", "0")) {
+            tracing::error!("the spawner thread cannot return to the host's cgroup: {e}");
+        }
+        (spawned, entered.is_ok())
+    }
+
+    /// Moves the process `pid` into this cgroup.
+    pub(crate) fn add_process(&self, pid: u32) -> io::Result<()> {
+        let pid = pid.to_string();
+        self.dirs.iter().try_for_each(|dir| write(dir, "cgroup.procs", &pid))
+    }
+
     /// Whether the kernel's OOM killer killed something in this cgroup.
     pub(crate) fn oom_killed(&self) -> bool {
         std::fs::read_to_string(&self.oom_file).is_ok_and(|text| {
@@ -209,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn disabled_cgroups_attach_nothing() {
-        assert!(Cgroups::disabled().attach(std::process::id(), 1 << 30, 64).is_none());
+    fn disabled_cgroups_create_nothing() {
+        assert!(Cgroups::disabled().create(1 << 30, 64).is_none());
     }
 }

@@ -12,6 +12,9 @@
 //! thing. Its environment is empty; its standard input is its end of the
 //! socketpair (the only descriptor it inherits from the host), its stdout is
 //! /dev/null and its stderr a pipe whose lines the host logs.
+//!
+//! Given the worker's cgroup, the thread spawns from inside it (cgroup v1),
+//! so the worker is born there and never has to be moved.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -22,6 +25,8 @@ use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
+
+use super::cgroup::WorkerCgroup;
 
 /// How to start a worker.
 #[derive(Debug, Clone)]
@@ -51,10 +56,15 @@ pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) socket: UnixStream,
     pub(crate) stderr: ChildStderr,
+    /// The cgroup it was given, if any.
+    pub(crate) cgroup: Option<WorkerCgroup>,
+    /// Whether it was born in `cgroup`; if not, it must be moved there.
+    pub(crate) born_in_cgroup: bool,
 }
 
 struct Job {
     command: WorkerCommand,
+    cgroup: Option<WorkerCgroup>,
     reply: oneshot::Sender<io::Result<Spawned>>,
 }
 
@@ -72,23 +82,33 @@ impl Spawner {
             .name("bulkhead-spawner".into())
             .spawn(move || {
                 for job in rx {
-                    let _ = job.reply.send(spawn(&job.command));
+                    let spawned = match &job.cgroup {
+                        Some(cgroup) => cgroup.spawn_inside(|| spawn(&job.command)),
+                        None => (spawn(&job.command), false),
+                    };
+                    let _ = job.reply.send(spawned.0.map(|(child, socket, stderr)| Spawned {
+                        child,
+                        socket,
+                        stderr,
+                        cgroup: job.cgroup,
+                        born_in_cgroup: spawned.1,
+                    }));
                 }
             })?;
         Ok(Self { jobs })
     }
 
-    /// Spawns one worker.
-    pub(crate) async fn spawn(&self, command: WorkerCommand) -> io::Result<Spawned> {
+    /// Spawns one worker, in `cgroup` when given.
+    pub(crate) async fn spawn(&self, command: WorkerCommand, cgroup: Option<WorkerCgroup>) -> io::Result<Spawned> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Job { command, reply })
+            .send(Job { command, cgroup, reply })
             .map_err(|_| io::Error::other("the spawner thread is gone"))?;
         rx.await.map_err(|_| io::Error::other("the spawner thread is gone"))?
     }
 }
 
-fn spawn(command: &WorkerCommand) -> io::Result<Spawned> {
+fn spawn(command: &WorkerCommand) -> io::Result<(Child, UnixStream, ChildStderr)> {
     let (host_end, worker_end) = UnixStream::pair()?;
     let mut child = Command::new(&command.program)
         .arg("worker")
@@ -109,9 +129,5 @@ fn spawn(command: &WorkerCommand) -> io::Result<Spawned> {
         .stderr
         .take()
         .ok_or_else(|| io::Error::other("worker stderr was not piped"))?;
-    Ok(Spawned {
-        child,
-        socket: host_end,
-        stderr,
-    })
+    Ok((child, host_end, stderr))
 }

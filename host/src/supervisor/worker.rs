@@ -88,15 +88,25 @@ impl Worker {
         init: Init,
         timeout: Duration,
     ) -> Result<Arc<Worker>, StartError> {
-        let spawned = spawner.spawn(command).await.map_err(StartError::Spawn)?;
+        let cgroup = cgroups.create(limits.memory_max, limits.pids_max);
+        let spawned = spawner.spawn(command, cgroup).await.map_err(StartError::Spawn)?;
         let process = ChildProcess::watch(spawned.child).map_err(StartError::Spawn)?;
         let pid = process.pid();
-        // Moving a process into a cgroup can wait for an RCU grace period
-        // (about 10 ms on an idle cgroup v1 host): it runs on a blocking
+        // A worker not born in its cgroup is moved there, which can wait for
+        // an RCU grace period (about 10 ms on an idle host): on a blocking
         // thread while the worker starts, not on the async threads.
         let attach = tokio::task::spawn_blocking({
-            let (cgroups, memory_max, pids_max) = (Arc::clone(cgroups), limits.memory_max, limits.pids_max);
-            move || cgroups.attach(pid, memory_max, pids_max)
+            let (cgroups, cgroup, born_inside) = (Arc::clone(cgroups), spawned.cgroup, spawned.born_in_cgroup);
+            move || match cgroup {
+                Some(cgroup) if !born_inside => match cgroup.add_process(pid) {
+                    Ok(()) => Some(cgroup),
+                    Err(e) => {
+                        cgroups.warn_once(&e);
+                        None
+                    }
+                },
+                cgroup => cgroup,
+            }
         });
         relay_stderr(pid, spawned.stderr);
         spawned.socket.set_nonblocking(true).map_err(StartError::Spawn)?;
