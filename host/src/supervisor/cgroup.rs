@@ -110,17 +110,64 @@ impl Cgroups {
         }
     }
 
-    /// Removes the host's cgroup directories (they must be empty).
-    pub(crate) fn remove_host_dirs(&self) {
-        let dirs: Vec<&PathBuf> = match &self.layout {
+    /// The host's cgroup directories, one per hierarchy.
+    fn host_dirs(&self) -> Vec<&PathBuf> {
+        match &self.layout {
             Some(Layout::V2 { base }) => vec![base],
             Some(Layout::V1 { memory, pids }) => vec![memory, pids],
             None => vec![],
-        };
-        for dir in dirs {
+        }
+    }
+
+    /// Removes the host's cgroup directories (they must be empty).
+    pub(crate) fn remove_host_dirs(&self) {
+        for dir in self.host_dirs() {
             let _ = std::fs::remove_dir(dir);
         }
     }
+
+    /// Removes what hosts that are gone (killed, so they could not clean up)
+    /// left beside this host's directories: `bulkhead-<pid>/` whose pid no
+    /// longer runs, with their emptied worker cgroups. A directory that
+    /// still holds a process stays.
+    pub(crate) fn remove_stale(&self) {
+        let removed: usize = self
+            .host_dirs()
+            .into_iter()
+            .filter_map(|dir| dir.parent())
+            .map(remove_stale_hosts)
+            .sum();
+        if removed > 0 {
+            tracing::info!("removed {removed} cgroup directories left by bulkhead hosts that are gone");
+        }
+    }
+}
+
+/// Removes the `bulkhead-<pid>` directories in `parent` whose host is gone;
+/// returns how many directories went.
+fn remove_stale_hosts(parent: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let stale = entries.filter_map(Result::ok).filter(|entry| {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("bulkhead-"))
+            .and_then(|n| n.parse::<i32>().ok());
+        pid.and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|pid| matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH)))
+    });
+    let mut removed = 0;
+    for host in stale {
+        let host = host.path();
+        let workers = std::fs::read_dir(&host).into_iter().flatten().filter_map(Result::ok);
+        for worker in workers.filter(|w| w.file_type().is_ok_and(|t| t.is_dir())) {
+            removed += usize::from(std::fs::remove_dir(worker.path()).is_ok());
+        }
+        removed += usize::from(std::fs::remove_dir(&host).is_ok());
+    }
+    removed
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
@@ -254,6 +301,31 @@ mod tests {
         assert_eq!(own_path(HYBRID, None).as_deref(), Some(""));
         assert_eq!(own_path("0::/user.slice/x\n", None).as_deref(), Some("user.slice/x"));
         assert_eq!(own_path("0::/\n", Some("memory")), None);
+    }
+
+    #[test]
+    fn directories_of_hosts_that_are_gone_are_removed_and_the_others_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        exited.wait().unwrap();
+        let gone = format!("bulkhead-{}", exited.id());
+        let dirs = [
+            format!("{gone}/w0"),
+            format!("{gone}/w7"),
+            format!("bulkhead-{}/w0", std::process::id()),
+            "bulkhead-1/w0".to_owned(),
+            "bulkhead-probe/w0".to_owned(),
+            "other/w0".to_owned(),
+        ];
+        for dir in &dirs {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        assert_eq!(remove_stale_hosts(root.path()), 3);
+        assert!(!root.path().join(&gone).exists());
+        for kept in &dirs[2..] {
+            assert!(root.path().join(kept).is_dir(), "{kept} is kept");
+        }
+        assert_eq!(remove_stale_hosts(root.path()), 0, "nothing left to remove");
     }
 
     #[test]

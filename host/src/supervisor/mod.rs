@@ -117,6 +117,7 @@ impl Supervisor {
         } else {
             Cgroups::disabled()
         });
+        cgroups.remove_stale();
         let supervisor = Arc::new(Self {
             spawner: Spawner::start()?,
             cgroups,
