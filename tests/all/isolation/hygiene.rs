@@ -1,7 +1,7 @@
 //! Process hygiene: grace periods are enforced, nothing leaks, and no worker
 //! outlives the host, even one killed with SIGKILL.
 //!
-//! Two tests run in a child copy of this test binary (an ignored helper test
+//! Three tests run in a child copy of this test binary (an ignored helper test
 //! started with `--ignored --exact`), so that they see only their own
 //! processes and descriptors, and so the host can be SIGKILLed.
 
@@ -224,4 +224,79 @@ async fn helper_host_that_gets_killed() {
     // Wait to be killed; give up (and fail) if the parent never does.
     tokio::time::sleep(Duration::from_secs(120)).await;
     panic!("the parent test never killed this helper");
+}
+
+/// `controller` -> path, from a `/proc/.../cgroup` file (v1 lines only).
+fn v1_cgroups(path: &str) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, cgroup) = (parts.next()?, parts.next()?, parts.next()?);
+            let controller = ["memory", "pids"]
+                .into_iter()
+                .find(|c| controllers.split(',').any(|x| x == *c))?;
+            Some((controller.to_owned(), cgroup.to_owned()))
+        })
+        .collect()
+}
+
+fn cgroup_v1_writable() -> bool {
+    super::faults::cgroups_writable() && !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn a_worker_is_born_in_its_own_cgroups_and_no_host_thread_stays_there() {
+    if !cgroup_v1_writable() {
+        eprintln!("no writable cgroup v1 hierarchies here; nothing to check");
+        return;
+    }
+    // In a child process: it must see no other host's spawner thread, which
+    // may be inside a worker's cgroup for the moment of a spawn.
+    let mut child = helper("isolation::hygiene::helper_workers_born_in_their_cgroups");
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "the cgroup helper failed: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run in a child process by a_worker_is_born_in_its_own_cgroups_and_no_host_thread_stays_there"]
+async fn helper_workers_born_in_their_cgroups() {
+    assert!(in_helper(), "run through its parent test");
+    // No warm pool: once the calls have returned, nothing is being spawned.
+    let host = Host::start(Options {
+        cgroups: true,
+        warm: 0,
+        ..Options::default()
+    })
+    .await;
+    let home = v1_cgroups("/proc/self/cgroup");
+    assert_eq!(home.len(), 2, "memory and pids are mounted: {home:?}");
+    host.ok("tenant-a", None, "echo", "a").await;
+    host.ok("tenant-b", None, "echo", "b").await;
+    let (a, b) = (host.pid_of("ns:tenant-a"), host.pid_of("ns:tenant-b"));
+    let (in_a, in_b) = (
+        v1_cgroups(&format!("/proc/{a}/cgroup")),
+        v1_cgroups(&format!("/proc/{b}/cgroup")),
+    );
+    for (controller, path) in &home {
+        let (pa, pb) = (&in_a[controller], &in_b[controller]);
+        let parent = format!("{}/bulkhead-{}/", path.trim_end_matches('/'), std::process::id());
+        assert!(
+            pa.starts_with(&parent) && pb.starts_with(&parent),
+            "{controller}: {pa} and {pb} under {parent}"
+        );
+        assert_ne!(pa, pb, "{controller}: each worker has its own cgroup");
+    }
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        assert_eq!(
+            v1_cgroups(&task.join("cgroup").to_string_lossy()),
+            home,
+            "host thread {} is outside the host's cgroups",
+            comm.trim()
+        );
+    }
+    host.stop().await;
 }
