@@ -13,8 +13,9 @@
 //! socketpair (the only descriptor it inherits from the host), its stdout is
 //! /dev/null and its stderr a pipe whose lines the host logs.
 //!
-//! Given the worker's cgroup, the thread spawns from inside it (cgroup v1),
-//! so the worker is born there and never has to be moved.
+//! The thread also creates the worker's cgroup and, with cgroup v1, spawns
+//! from inside it, so the worker is born there and never has to be moved;
+//! none of that file-system work runs on the async threads.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -22,11 +23,11 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 
-use super::cgroup::WorkerCgroup;
+use super::cgroup::{Cgroups, WorkerCgroup};
 
 /// How to start a worker.
 #[derive(Debug, Clone)]
@@ -62,9 +63,17 @@ pub(crate) struct Spawned {
     pub(crate) born_in_cgroup: bool,
 }
 
+/// The cgroup a worker gets: created by the spawner thread.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    pub(crate) cgroups: Arc<Cgroups>,
+    pub(crate) memory_max: u64,
+    pub(crate) pids_max: u64,
+}
+
 struct Job {
     command: WorkerCommand,
-    cgroup: Option<WorkerCgroup>,
+    placement: Placement,
     reply: oneshot::Sender<io::Result<Spawned>>,
 }
 
@@ -82,7 +91,13 @@ impl Spawner {
             .name("bulkhead-spawner".into())
             .spawn(move || {
                 for job in rx {
-                    let spawned = match &job.cgroup {
+                    let Placement {
+                        cgroups,
+                        memory_max,
+                        pids_max,
+                    } = &job.placement;
+                    let cgroup = cgroups.create(*memory_max, *pids_max);
+                    let spawned = match &cgroup {
                         Some(cgroup) => cgroup.spawn_inside(|| spawn(&job.command)),
                         None => (spawn(&job.command), false),
                     };
@@ -90,7 +105,7 @@ impl Spawner {
                         child,
                         socket,
                         stderr,
-                        cgroup: job.cgroup,
+                        cgroup,
                         born_in_cgroup: spawned.1,
                     }));
                 }
@@ -98,11 +113,15 @@ impl Spawner {
         Ok(Self { jobs })
     }
 
-    /// Spawns one worker, in `cgroup` when given.
-    pub(crate) async fn spawn(&self, command: WorkerCommand, cgroup: Option<WorkerCgroup>) -> io::Result<Spawned> {
+    /// Spawns one worker, in a new cgroup when the host can make one.
+    pub(crate) async fn spawn(&self, command: WorkerCommand, placement: Placement) -> io::Result<Spawned> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(Job { command, cgroup, reply })
+            .send(Job {
+                command,
+                placement,
+                reply,
+            })
             .map_err(|_| io::Error::other("the spawner thread is gone"))?;
         rx.await.map_err(|_| io::Error::other("the spawner thread is gone"))?
     }

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cgroup::{Cgroups, WorkerCgroup};
 use super::child::{ChildProcess, describe_status};
-use super::spawner::{Spawner, WorkerCommand};
+use super::spawner::{Placement, Spawner, WorkerCommand};
 use super::{ExitReason, StartError, WorkerExit};
 use crate::ErrorKind;
 use crate::ipc::{self, Assign, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
@@ -88,8 +88,12 @@ impl Worker {
         init: Init,
         timeout: Duration,
     ) -> Result<Arc<Worker>, StartError> {
-        let cgroup = cgroups.create(limits.memory_max, limits.pids_max);
-        let spawned = spawner.spawn(command, cgroup).await.map_err(StartError::Spawn)?;
+        let placement = Placement {
+            cgroups: Arc::clone(cgroups),
+            memory_max: limits.memory_max,
+            pids_max: limits.pids_max,
+        };
+        let spawned = spawner.spawn(command, placement).await.map_err(StartError::Spawn)?;
         let process = ChildProcess::watch(spawned.child).map_err(StartError::Spawn)?;
         let pid = process.pid();
         // A worker not born in its cgroup is moved there, which can wait for
