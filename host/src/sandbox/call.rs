@@ -173,8 +173,14 @@ impl Sandbox {
         Ok(store)
     }
 
-    fn data_dir(&self, namespace: &Namespace) -> Result<PathBuf, CallError> {
-        self.data.namespace_dir(namespace).map_err(host_failure)
+    /// The `/data` an instance of `plugin` serving `namespace` gets: that
+    /// namespace's directory, or none when there is no one namespace or the
+    /// plugin cannot open files.
+    fn data_dir(&self, plugin: &Plugin, namespace: Option<&Namespace>) -> Result<Option<PathBuf>, CallError> {
+        match namespace {
+            Some(namespace) if plugin.opens_files => self.data.namespace_dir(namespace).map(Some).map_err(host_failure),
+            _ => Ok(None),
+        }
     }
 
     async fn call_fresh(
@@ -184,11 +190,7 @@ impl Sandbox {
         limits: &CallLimits,
         deadline: Instant,
     ) -> Result<(Vec<u8>, u64), CallError> {
-        let data_dir = if plugin.opens_files {
-            Some(self.data_dir(&request.namespace)?)
-        } else {
-            None
-        };
+        let data_dir = self.data_dir(plugin, Some(&request.namespace))?;
         let mut fresh = self.instantiate(plugin, &request, data_dir, limits, deadline).await?;
         invoke(&mut fresh.store, &fresh.world, request, limits).await
     }
@@ -236,10 +238,7 @@ impl Sandbox {
             None => {
                 // A kept instance outlives its first caller: it only gets a
                 // /data when the whole sandbox serves one namespace.
-                let data_dir = match self.bound_namespace() {
-                    Some(ns) if plugin.opens_files => Some(self.data_dir(ns)?),
-                    _ => None,
-                };
+                let data_dir = self.data_dir(plugin, self.bound_namespace())?;
                 self.instantiate(plugin, &request, data_dir, limits, deadline).await?
             }
         };
