@@ -57,10 +57,18 @@ pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) socket: UnixStream,
     pub(crate) stderr: ChildStderr,
-    /// The cgroup it was given, if any.
-    pub(crate) cgroup: Option<WorkerCgroup>,
-    /// Whether it was born in `cgroup`; if not, it must be moved there.
-    pub(crate) born_in_cgroup: bool,
+    pub(crate) cgroup: InCgroup,
+}
+
+/// Where a just-spawned worker stands with its cgroup.
+#[derive(Debug)]
+pub(crate) enum InCgroup {
+    /// The host could make none: the worker runs without one.
+    None,
+    /// Born in it (spawned from inside, with cgroup v1).
+    Born(WorkerCgroup),
+    /// Spawned outside it: it must be moved in.
+    ToMove(WorkerCgroup),
 }
 
 /// The cgroup a worker gets: created by the spawner thread.
@@ -96,17 +104,18 @@ impl Spawner {
                         memory_max,
                         pids_max,
                     } = &job.placement;
-                    let cgroup = cgroups.create(*memory_max, *pids_max);
-                    let spawned = match &cgroup {
-                        Some(cgroup) => cgroup.spawn_inside(|| spawn(&job.command)),
-                        None => (spawn(&job.command), false),
+                    let (spawned, cgroup) = match cgroups.create(*memory_max, *pids_max) {
+                        Some(cgroup) => match cgroup.spawn_inside(|| spawn(&job.command)) {
+                            (spawned, true) => (spawned, InCgroup::Born(cgroup)),
+                            (spawned, false) => (spawned, InCgroup::ToMove(cgroup)),
+                        },
+                        None => (spawn(&job.command), InCgroup::None),
                     };
-                    let _ = job.reply.send(spawned.0.map(|(child, socket, stderr)| Spawned {
+                    let _ = job.reply.send(spawned.map(|(child, socket, stderr)| Spawned {
                         child,
                         socket,
                         stderr,
                         cgroup,
-                        born_in_cgroup: spawned.1,
                     }));
                 }
             })?;

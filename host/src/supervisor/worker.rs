@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::cgroup::{Cgroups, WorkerCgroup};
 use super::child::{ChildProcess, describe_status};
-use super::spawner::{Placement, Spawner, WorkerCommand};
+use super::spawner::{InCgroup, Placement, Spawner, WorkerCommand};
 use super::{ExitReason, StartError, WorkerExit};
 use crate::ErrorKind;
 use crate::ipc::{self, Assign, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
@@ -99,19 +99,16 @@ impl Worker {
         // A worker not born in its cgroup is moved there, which can wait for
         // an RCU grace period (about 10 ms on an idle host): on a blocking
         // thread while the worker starts, not on the async threads.
-        let attach = tokio::task::spawn_blocking({
-            let (cgroups, cgroup, born_inside) = (Arc::clone(cgroups), spawned.cgroup, spawned.born_in_cgroup);
-            move || match cgroup {
-                Some(cgroup) if !born_inside => match cgroup.add_process(pid) {
-                    Ok(()) => Some(cgroup),
-                    Err(e) => {
-                        cgroups.warn_once(&e);
-                        None
-                    }
-                },
-                cgroup => cgroup,
-            }
-        });
+        let (mut cgroup, moving) = match spawned.cgroup {
+            InCgroup::Born(cgroup) => (Some(cgroup), None),
+            InCgroup::ToMove(cgroup) => (
+                None,
+                Some(tokio::task::spawn_blocking(move || {
+                    cgroup.add_process(pid).map(|()| cgroup)
+                })),
+            ),
+            InCgroup::None => (None, None),
+        };
         relay_stderr(pid, spawned.stderr);
         spawned.socket.set_nonblocking(true).map_err(StartError::Spawn)?;
         let socket = tokio::net::UnixStream::from_std(spawned.socket).map_err(StartError::Spawn)?;
@@ -144,10 +141,19 @@ impl Worker {
         };
         // The worker is not handed out before it is in its cgroup, so no
         // call runs outside its limits.
-        let cgroup = attach.await.unwrap_or_else(|e| {
-            tracing::warn!(pid, "attaching the worker to its cgroup failed: {e}");
-            None
-        });
+        if let Some(moving) = moving {
+            cgroup = match moving.await {
+                Ok(Ok(moved)) => Some(moved),
+                Ok(Err(e)) => {
+                    cgroups.warn_once(&e);
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(pid, "moving the worker into its cgroup failed: {e}");
+                    None
+                }
+            };
+        }
         if let Err(e) = outcome {
             process.kill();
             return Err(e);
