@@ -122,25 +122,42 @@ fn ids() -> Vec<bulkhead::procmgr::ProcessId> {
     (0..CHUNK).map(|i| format!("ns:tenant-{i}").into()).collect()
 }
 
+/// Runs `iters` queue operations in chunks of at most [`CHUNK`], each on a
+/// fresh queue: `setup` fills it for a chunk of `n`, untimed, and `timed`
+/// does the `n` operations; returns the time of the timed parts.
+fn in_chunks<S>(
+    iters: u64,
+    mut setup: impl FnMut(&WorkQueue, usize) -> S,
+    mut timed: impl FnMut(&WorkQueue, usize, S),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let queue = WorkQueue::new();
+        let prepared = setup(&queue, n);
+        let start = Instant::now();
+        timed(&queue, n, prepared);
+        total += start.elapsed();
+        left -= n;
+    }
+    total
+}
+
 /// Enqueue of distinct ids into a queue growing to 10,000 items.
 fn queue_enqueue(c: &mut Criterion) {
     let ids = ids();
     c.bench_function("work_queue_enqueue", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters as usize;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let queue = WorkQueue::new();
-                let batch: Vec<_> = ids[..n].to_vec();
-                let start = Instant::now();
-                for id in batch {
-                    black_box(queue.enqueue(id, Duration::ZERO));
-                }
-                total += start.elapsed();
-                left -= n;
-            }
-            total
+            in_chunks(
+                iters,
+                |_, n| ids[..n].to_vec(),
+                |queue, _, batch| {
+                    for id in batch {
+                        black_box(queue.enqueue(id, Duration::ZERO));
+                    }
+                },
+            )
         });
     });
 }
@@ -150,22 +167,19 @@ fn queue_dequeue(c: &mut Criterion) {
     let ids = ids();
     c.bench_function("work_queue_dequeue", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut left = iters as usize;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let queue = WorkQueue::new();
-                for id in &ids[..n] {
-                    queue.enqueue(id.clone(), Duration::ZERO);
-                }
-                let start = Instant::now();
-                for _ in 0..n {
-                    black_box(queue.dequeue());
-                }
-                total += start.elapsed();
-                left -= n;
-            }
-            total
+            in_chunks(
+                iters,
+                |queue, n| {
+                    for id in &ids[..n] {
+                        queue.enqueue(id.clone(), Duration::ZERO);
+                    }
+                },
+                |queue, n, ()| {
+                    for _ in 0..n {
+                        black_box(queue.dequeue());
+                    }
+                },
+            )
         });
     });
 }
