@@ -306,12 +306,20 @@ mod tests {
     #[test]
     fn directories_of_hosts_that_are_gone_are_removed_and_the_others_kept() {
         let root = tempfile::tempdir().unwrap();
-        let mut exited = std::process::Command::new("true").spawn().unwrap();
-        exited.wait().unwrap();
-        let gone = format!("bulkhead-{}", exited.id());
+        let exited = || {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            child.wait().unwrap();
+            format!("bulkhead-{}", child.id())
+        };
+        let (gone, busy) = (exited(), exited());
+        // A cgroup that still holds a process cannot be removed; a
+        // directory with a file in it stands for one here.
+        std::fs::create_dir_all(root.path().join(&busy).join("w3")).unwrap();
+        std::fs::write(root.path().join(&busy).join("w3/held"), "").unwrap();
         let dirs = [
             format!("{gone}/w0"),
             format!("{gone}/w7"),
+            format!("{busy}/w3"),
             format!("bulkhead-{}/w0", std::process::id()),
             "bulkhead-1/w0".to_owned(),
             "bulkhead-probe/w0".to_owned(),
@@ -322,6 +330,10 @@ mod tests {
         }
         assert_eq!(remove_stale_hosts(root.path()), 3);
         assert!(!root.path().join(&gone).exists());
+        assert!(
+            root.path().join(&busy).is_dir(),
+            "a host directory whose worker cgroup stays, stays"
+        );
         for kept in &dirs[2..] {
             assert!(root.path().join(kept).is_dir(), "{kept} is kept");
         }

@@ -186,6 +186,13 @@ fn bench_cold_start_measures_every_level_and_the_baselines() {
     let out = bulkhead(&["bench", "cold-start", "--idle-ms", "soon"]);
     assert_eq!(out.status.code(), Some(2), "a non-number idle time is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--idle-ms"));
+    let out = bulkhead(&["bench", "cold-start", "--idle-ms", "60001"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an idle time over a minute is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("60001"));
     let out = bulkhead(&["bench", "cold-start", "--iterations", "0"]);
     assert_eq!(out.status.code(), Some(2), "zero iterations is a usage error");
     let out = bulkhead(&["bench", "cold-start", "--levels", "galaxy"]);
