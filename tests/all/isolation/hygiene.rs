@@ -40,6 +40,14 @@ fn helper(name: &str) -> KillOnDrop {
     )
 }
 
+/// Runs the ignored helper test `name` in a child test process and
+/// requires it to pass.
+fn helper_passes(name: &str) {
+    let mut child = helper(name);
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "helper {name} failed: {status}");
+}
+
 fn in_helper() -> bool {
     std::env::var_os(HELPER_ENV).is_some()
 }
@@ -124,9 +132,7 @@ async fn a_call_in_flight_finishes_within_the_grace_period() {
 
 #[test]
 fn create_terminate_cycles_leak_no_process_and_no_descriptor() {
-    let mut child = helper("isolation::hygiene::helper_create_terminate_cycles");
-    let status = child.0.wait().unwrap();
-    assert!(status.success(), "the cycle helper failed: {status}");
+    helper_passes("isolation::hygiene::helper_create_terminate_cycles");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,9 +260,7 @@ fn a_worker_is_born_in_its_own_cgroups_and_no_host_thread_stays_there() {
     }
     // In a child process: it must see no other host's spawner thread, which
     // may be inside a worker's cgroup for the moment of a spawn.
-    let mut child = helper("isolation::hygiene::helper_workers_born_in_their_cgroups");
-    let status = child.0.wait().unwrap();
-    assert!(status.success(), "the cgroup helper failed: {status}");
+    helper_passes("isolation::hygiene::helper_workers_born_in_their_cgroups");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
