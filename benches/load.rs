@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use bulkhead::api::{LocalHost, bench_client};
+use bulkhead::local::{LocalHost, bench_client};
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()

@@ -20,6 +20,7 @@ struct InstantSyncer;
 
 impl ProcessSyncer for InstantSyncer {
     type Config = ();
+    type Handle = ();
 
     async fn sync_process(&self, _: SyncContext, _: UpdateType, _: &()) -> Result<SyncOutcome, ProcmgrError> {
         Ok(SyncOutcome::running())

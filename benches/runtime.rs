@@ -1,4 +1,4 @@
-//! The isolation runtime with real worker processes of the release binary:
+//! The service with real worker processes of the release binary:
 //! the process boundary (a warm call in-process, through a worker, and over
 //! HTTP, in one run), `get_or_create` on a live process, terminate, and cold
 //! start per isolation level with the warm pool on and off.
@@ -8,9 +8,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bulkhead::api::{LocalHost, bench_client};
 use bulkhead::builtin;
 use bulkhead::isolation::{IsolationKey, IsolationLevel};
+use bulkhead::local::{LocalHost, bench_client};
 use bulkhead::names::{Namespace, SessionId};
 use bulkhead::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -36,6 +36,7 @@ fn process_id(level: IsolationLevel, ns: &Namespace, session: &SessionId) -> Str
         session: session.clone(),
     }
     .process_id(level)
+    .to_string()
 }
 
 fn warm_calls(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
@@ -62,12 +63,12 @@ fn warm_calls(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     });
 
     let h = host(rt, IsolationLevel::Namespace, 2);
-    rt.block_on(h.runtime.invoke(ns.clone(), None, "echo", b"warm".to_vec()))
+    rt.block_on(h.service.invoke(ns.clone(), None, "echo", b"warm".to_vec()))
         .expect("first call");
     group.bench_function("echo_through_worker", |b| {
         b.iter(|| {
             black_box(
-                rt.block_on(h.runtime.invoke(ns.clone(), None, "echo", b"ping".to_vec()))
+                rt.block_on(h.service.invoke(ns.clone(), None, "echo", b"ping".to_vec()))
                     .expect("call"),
             )
         });
@@ -91,7 +92,7 @@ fn warm_calls(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     group.bench_function("get_or_create_live_process", |b| {
         b.iter(|| {
             black_box(
-                rt.block_on(h.runtime.manager().get_or_create_process(&key))
+                rt.block_on(h.service.manager().get_or_create_process(&key))
                     .expect("live"),
             )
         });
@@ -110,9 +111,8 @@ fn first_call(
     n: &mut u64,
 ) -> (Duration, String) {
     if warm > 0 {
-        let supervisor = h.runtime.manager().supervisor();
         assert!(
-            rt.block_on(supervisor.wait_pool_filled(Duration::from_secs(30))),
+            rt.block_on(h.service.wait_pool_filled(Duration::from_secs(30))),
             "pool refills"
         );
     }
@@ -122,7 +122,7 @@ fn first_call(
     let started = Instant::now();
     let out = rt
         .block_on(
-            h.runtime
+            h.service
                 .invoke(ns.clone(), Some(session.clone()), "echo", b"x".to_vec()),
         )
         .expect("cold call");
@@ -133,8 +133,7 @@ fn first_call(
 
 fn terminate(rt: &tokio::runtime::Runtime, h: &LocalHost, id: &str) -> Duration {
     let started = Instant::now();
-    rt.block_on(h.runtime.manager().terminate_process(id, None))
-        .expect("terminate");
+    rt.block_on(h.service.terminate(id, None)).expect("terminate");
     started.elapsed()
 }
 

@@ -4,7 +4,7 @@
 use crate::sandbox::InstanceMode;
 
 /// A plugin shipped inside the binary.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct BuiltinPlugin {
     /// The name it is served under.
     pub name: &'static str,
@@ -29,5 +29,20 @@ pub const COUNTER: BuiltinPlugin = BuiltinPlugin {
     mode: InstanceMode::PerProcess,
 };
 
-/// Every built-in plugin.
+/// Every built-in plugin: the one table of them.
 pub const ALL: [BuiltinPlugin; 2] = [ECHO, COUNTER];
+
+/// The built-in plugin of that name, if there is one.
+pub fn named(name: &str) -> Option<BuiltinPlugin> {
+    ALL.into_iter().find(|builtin| builtin.name == name)
+}
+
+impl std::fmt::Debug for BuiltinPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinPlugin")
+            .field("name", &self.name)
+            .field("size", &self.wasm.len())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}

@@ -1,11 +1,19 @@
-//! The error kinds of the public contract (`CONTRACT.md` section 2).
+//! The error kinds of the public contract (`CONTRACT.md` section 2), and
+//! the contract's rules for them: the HTTP status and whether an answer
+//! carries `Retry-After`.
 //!
-//! Every failure a user can see maps to exactly one kind; the kind's string is
-//! what appears in JSON error bodies, CLI output and the `outcome` label of
+//! Every failure a user can see maps to exactly one kind (each layer's error
+//! enum has one `kind()` that says which); the kind's string is what appears
+//! in JSON error bodies, CLI output and the `outcome` label of
 //! `bulkhead_requests_total`.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
+
+/// The `Retry-After` of an answer that must carry one when the failure
+/// itself does not know better.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One error kind of the contract. Serialised as its contract name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -100,6 +108,23 @@ impl ErrorKind {
             Self::Timeout => 504,
         }
     }
+
+    /// Whether the contract says an answer of this kind carries `Retry-After`.
+    pub const fn carries_retry_after(self) -> bool {
+        matches!(self, Self::BulkheadFull | Self::WorkerUnavailable)
+    }
+
+    /// The `Retry-After` of an answer of this kind, in whole seconds
+    /// (rounded up, at least 1): the failure's own `hint` when it has one,
+    /// else [`DEFAULT_RETRY_AFTER`]; `None` for kinds that carry none.
+    pub fn retry_after_secs(self, hint: Option<Duration>) -> Option<u64> {
+        if !self.carries_retry_after() {
+            return None;
+        }
+        let retry = hint.unwrap_or(DEFAULT_RETRY_AFTER);
+        let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
+        Some(secs.max(1))
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -136,19 +161,50 @@ mod tests {
         assert!("teapot".parse::<ErrorKind>().is_err());
     }
 
+    /// `CONTRACT.md` section 2, literally: kind, HTTP status, and whether
+    /// `Retry-After` is set.
+    const CONTRACT: [(&str, u16, bool); 15] = [
+        ("invalid_request", 400, false),
+        ("payload_too_large", 413, false),
+        ("unauthorized", 401, false),
+        ("forbidden", 403, false),
+        ("plugin_not_found", 404, false),
+        ("process_not_found", 404, false),
+        ("invalid_plugin", 400, false),
+        ("bulkhead_full", 429, true),
+        ("guest_error", 422, false),
+        ("guest_trap", 500, false),
+        ("fuel_exhausted", 500, false),
+        ("memory_limit", 500, false),
+        ("timeout", 504, false),
+        ("worker_crashed", 502, false),
+        ("worker_unavailable", 503, true),
+    ];
+
     #[test]
-    fn the_serialised_form_is_the_contract_name() {
-        for kind in ErrorKind::ALL {
-            let bytes = postcard::to_stdvec(&kind).unwrap();
-            assert_eq!(postcard::from_bytes::<ErrorKind>(&bytes).unwrap(), kind);
+    fn every_kind_has_the_contracts_name_status_and_retry_after() {
+        assert_eq!(ErrorKind::ALL.len(), CONTRACT.len(), "a kind the table does not pin");
+        for (kind, (name, status, retry)) in ErrorKind::ALL.into_iter().zip(CONTRACT) {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::json!(name), "{name}");
+            assert_eq!(
+                serde_json::from_value::<ErrorKind>(serde_json::json!(name)).unwrap(),
+                kind
+            );
+            assert_eq!(kind.http_status(), status, "{name}");
+            assert_eq!(kind.carries_retry_after(), retry, "{name}");
+            assert_eq!(kind.retry_after_secs(None).is_some(), retry, "{name}");
         }
     }
 
     #[test]
-    fn statuses_match_the_contract() {
-        assert_eq!(ErrorKind::BulkheadFull.http_status(), 429);
-        assert_eq!(ErrorKind::Timeout.http_status(), 504);
-        assert_eq!(ErrorKind::WorkerCrashed.http_status(), 502);
-        assert_eq!(ErrorKind::GuestError.http_status(), 422);
+    fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
+        let full = ErrorKind::BulkheadFull;
+        assert_eq!(full.retry_after_secs(None), Some(1));
+        assert_eq!(full.retry_after_secs(Some(Duration::ZERO)), Some(1));
+        assert_eq!(full.retry_after_secs(Some(Duration::from_millis(1500))), Some(2));
+        assert_eq!(full.retry_after_secs(Some(Duration::from_secs(4))), Some(4));
+        assert_eq!(ErrorKind::Timeout.retry_after_secs(Some(Duration::from_secs(4))), None);
     }
 }

@@ -12,10 +12,12 @@
 pub mod api;
 pub mod builtin;
 pub mod cli;
+pub mod compartment;
 pub mod config;
 pub mod error_kind;
 pub mod ipc;
 pub mod isolation;
+pub mod local;
 pub mod metrics;
 pub mod names;
 pub mod procmgr;

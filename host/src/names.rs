@@ -1,7 +1,8 @@
-//! Validated tenant names: namespaces and session ids.
+//! Validated names: namespaces, session ids and plugin names.
 //!
-//! Both must match `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (`CONTRACT.md`
-//! section 2). Because the first character is alphanumeric and `/` is not
+//! All must match `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (`CONTRACT.md`
+//! section 2 for namespaces and sessions; plugin names follow the same rule,
+//! so a plugin's file in the store is one normal path component too). Because the first character is alphanumeric and `/` is not
 //! allowed, a valid namespace is always one normal path component: it can
 //! never be `.`, `..`, absolute, or contain a separator, so `data.dir/<ns>`
 //! never names a path outside `data.dir`.
@@ -124,6 +125,12 @@ name_type!(
     /// A session id within a tenant.
     SessionId,
     "session"
+);
+
+name_type!(
+    /// The name a plugin is deployed and invoked under.
+    PluginName,
+    "plugin name"
 );
 
 impl SessionId {

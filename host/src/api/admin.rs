@@ -14,9 +14,11 @@ use super::AppState;
 use super::auth::{Caller, authenticate};
 use super::error::{ApiError, read_body};
 use crate::ErrorKind;
-use crate::isolation::ProcessInfo;
-use crate::names::Namespace;
-use crate::sandbox::{InstanceMode, PluginError};
+use crate::config::IsolationConfig;
+use crate::names::{Namespace, PluginName};
+use crate::procmgr::Managed;
+use crate::sandbox::InstanceMode;
+use crate::service::Process;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct PutQuery {
@@ -32,13 +34,11 @@ pub(super) async fn put_plugin(
     body: Body,
 ) -> Result<Response, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("deploy plugins")?;
-    let name = Namespace::new(name.as_str())
-        .map_err(|e| ApiError::invalid(e.to_string().replacen("namespace", "plugin name", 1)))?
-        .to_string();
-    let mode = match query.instance.as_deref() {
-        Some(mode) => mode.parse::<InstanceMode>().map_err(ApiError::invalid)?,
-        None => state.config.plugins.get(&name).map(|p| p.instance).unwrap_or_default(),
-    };
+    let name = PluginName::new(name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let mode = query
+        .instance
+        .map(|mode| mode.parse::<InstanceMode>().map_err(ApiError::invalid))
+        .transpose()?;
     let bytes = read_body(&headers, body, state.config.server.max_plugin_size, || {
         ApiError::new(
             ErrorKind::InvalidPlugin,
@@ -49,34 +49,14 @@ pub(super) async fn put_plugin(
         )
     })
     .await?;
-    let compiled = state.runtime.compile(bytes.to_vec()).await.map_err(plugin_error)?;
-    // Persist first: a plugin that is live survives a restart.
-    state
-        .store
-        .save(&name, &bytes, mode)
-        .map_err(|e| ApiError::new(ErrorKind::WorkerUnavailable, e.to_string()))?;
-    state
-        .runtime
-        .install(crate::ipc::PluginSpec {
-            name: name.clone(),
-            mode,
-            compiled: compiled.clone(),
-        })
-        .await;
+    let deployed = state.service.deploy(name, bytes.to_vec(), mode).await?;
     let body = serde_json::json!({
-        "name": name,
-        "sha256": hex::encode(compiled.sha256),
-        "size": compiled.size,
-        "compile_ms": compiled.compile_time.as_millis() as u64,
+        "name": deployed.name.as_str(),
+        "sha256": hex::encode(deployed.compiled.artifact.sha256),
+        "size": deployed.compiled.artifact.size,
+        "compile_ms": u64::try_from(deployed.compiled.compile_time.as_millis()).unwrap_or(u64::MAX),
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
-}
-
-fn plugin_error(e: PluginError) -> ApiError {
-    match e {
-        PluginError::Invalid(invalid) => ApiError::new(ErrorKind::InvalidPlugin, invalid.to_string()),
-        other => ApiError::new(ErrorKind::WorkerUnavailable, other.to_string()),
-    }
 }
 
 pub(super) async fn list_plugins(
@@ -85,14 +65,14 @@ pub(super) async fn list_plugins(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state.tokens, &headers)?;
     let list: Vec<_> = state
-        .runtime
+        .service
         .plugins()
         .into_iter()
         .map(|p| {
             serde_json::json!({
                 "name": p.name,
-                "sha256": hex::encode(p.compiled.sha256),
-                "size": p.compiled.size,
+                "sha256": hex::encode(p.sha256),
+                "size": p.size,
                 "instance": p.mode.as_str(),
             })
         })
@@ -106,28 +86,26 @@ pub(super) async fn delete_plugin(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("remove plugins")?;
-    if !state.runtime.remove(&name).await {
-        return Err(ApiError::new(
-            ErrorKind::PluginNotFound,
-            format!("no plugin named {name:?}"),
-        ));
-    }
-    state
-        .store
-        .remove(&name)
-        .map_err(|e| ApiError::new(ErrorKind::WorkerUnavailable, e.to_string()))?;
+    state.service.remove(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn process_json(p: &ProcessInfo) -> serde_json::Value {
+fn process_json(p: &Process) -> serde_json::Value {
+    let assignment = &p.assignment;
+    let pid = p
+        .status
+        .handle
+        .as_ref()
+        .filter(|handle| handle.is_live())
+        .map(|handle| handle.worker().pid());
     serde_json::json!({
-        "id": p.id,
-        "level": p.level.as_str(),
-        "namespace": p.namespace.as_ref().map(Namespace::as_str),
-        "session": p.session.as_ref().map(|s| s.as_str()),
+        "id": assignment.process_id,
+        "level": assignment.level.as_str(),
+        "namespace": assignment.namespace.as_ref().map(Namespace::as_str),
+        "session": assignment.session.as_ref().map(|s| s.as_str()),
         "state": p.status.state.as_str(),
         "healthy": p.status.healthy,
-        "pid": p.pid,
+        "pid": pid,
         "uptime_seconds": p.status.uptime().as_secs(),
         "restarts": p.status.restart_count,
         "errors": p.status.error_count,
@@ -136,10 +114,10 @@ fn process_json(p: &ProcessInfo) -> serde_json::Value {
     })
 }
 
-fn visible(caller: &Caller, p: &ProcessInfo) -> bool {
+fn visible(caller: &Caller, p: &Process) -> bool {
     match caller {
         Caller::Admin => true,
-        Caller::Tenant(ns) => p.namespace.as_ref().is_some_and(|n| n.as_str() == ns),
+        Caller::Tenant(ns) => p.assignment.namespace.as_ref().is_some_and(|n| n.as_str() == ns),
     }
 }
 
@@ -149,9 +127,8 @@ pub(super) async fn list_processes(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = authenticate(&state.tokens, &headers)?;
     let list: Vec<_> = state
-        .runtime
-        .manager()
-        .list_processes()
+        .service
+        .processes()
         .iter()
         .filter(|p| visible(&caller, p))
         .map(process_json)
@@ -165,7 +142,7 @@ pub(super) async fn get_process(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = authenticate(&state.tokens, &headers)?;
-    match state.runtime.manager().get_process(&id) {
+    match state.service.process(&id) {
         Some(p) if visible(&caller, &p) => Ok(Json(process_json(&p))),
         _ => Err(ApiError::new(
             ErrorKind::ProcessNotFound,
@@ -186,16 +163,17 @@ pub(super) async fn terminate_process(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("terminate processes")?;
+    let ceiling = IsolationConfig::GRACE_PERIOD_CEILING.as_secs_f64();
     let grace = query
         .grace
         .map(|g| {
             g.parse::<f64>()
                 .ok()
-                .filter(|s| s.is_finite() && (0.0..=300.0).contains(s))
+                .filter(|s| s.is_finite() && (0.0..=ceiling).contains(s))
                 .map(Duration::from_secs_f64)
-                .ok_or_else(|| ApiError::invalid(format!("grace={g:?} is not a number of seconds from 0 to 300")))
+                .ok_or_else(|| ApiError::invalid(format!("grace={g:?} is not a number of seconds from 0 to {ceiling}")))
         })
         .transpose()?;
-    state.runtime.manager().terminate_process(&id, grace).await?;
+    state.service.terminate(&id, grace).await?;
     Ok(Json(serde_json::json!({ "id": id, "state": "Terminated" })))
 }

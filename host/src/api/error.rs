@@ -1,4 +1,5 @@
-//! API errors: the contract's JSON body, status and `Retry-After`.
+//! API errors: every failure as the contract's JSON body, status and
+//! `Retry-After`, rendered in one place.
 
 use std::time::Duration;
 
@@ -7,68 +8,112 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::ErrorKind;
-use crate::isolation::{InvokeError, IsolationError};
+use crate::isolation::IsolationError;
+use crate::procmgr::ProcessId;
+use crate::service::{DeployError, InvokeError, RemoveError};
 
-/// An error answered as `{"error":{"kind","message","process_id"}}`.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub process_id: Option<String>,
-    pub retry_after: Option<Duration>,
+/// An error answered as `{"error":{"kind","message","process_id"}}`: one the
+/// API decides itself (authentication, headers, bodies), or a lower layer's,
+/// carried as it is.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Refused by the API itself.
+    Request { kind: ErrorKind, message: String },
+    /// A call failed.
+    Invoke(InvokeError),
+    /// A process could not be found or terminated.
+    Isolation(IsolationError),
+    /// A plugin could not be deployed.
+    Deploy(DeployError),
+    /// A plugin could not be removed.
+    Remove(RemoveError),
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
+        Self::Request {
             kind,
             message: message.into(),
-            process_id: None,
-            retry_after: None,
         }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidRequest, message)
     }
+
+    /// The contract kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Request { kind, .. } => *kind,
+            Self::Invoke(e) => e.kind(),
+            Self::Isolation(e) => e.kind(),
+            Self::Deploy(e) => e.kind(),
+            Self::Remove(e) => e.kind(),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Request { message, .. } => message.clone(),
+            Self::Invoke(e) => e.to_string(),
+            Self::Isolation(e) => e.to_string(),
+            Self::Deploy(e) => e.to_string(),
+            Self::Remove(e) => e.to_string(),
+        }
+    }
+
+    fn process_id(&self) -> Option<&ProcessId> {
+        match self {
+            Self::Invoke(e) => e.process_id.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Invoke(e) => e.retry_after(),
+            Self::Isolation(e) => e.retry_after(),
+            _ => None,
+        }
+    }
 }
 
 impl From<InvokeError> for ApiError {
     fn from(e: InvokeError) -> Self {
-        Self {
-            kind: e.kind,
-            message: e.message,
-            process_id: e.process_id,
-            retry_after: e.retry_after,
-        }
+        Self::Invoke(e)
     }
 }
 
 impl From<IsolationError> for ApiError {
     fn from(e: IsolationError) -> Self {
-        InvokeError::from(e).into()
+        Self::Isolation(e)
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        Self::Deploy(e)
+    }
+}
+
+impl From<RemoveError> for ApiError {
+    fn from(e: RemoveError) -> Self {
+        Self::Remove(e)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = self.kind();
+        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({
-            "error": { "kind": self.kind.as_str(), "message": self.message, "process_id": self.process_id }
+            "error": { "kind": kind.as_str(), "message": self.message(), "process_id": self.process_id() }
         });
         let mut response = (status, Json(body)).into_response();
-        let retry = match self.kind {
-            ErrorKind::BulkheadFull | ErrorKind::WorkerUnavailable => {
-                Some(self.retry_after.unwrap_or(Duration::from_secs(1)))
-            }
-            _ => self.retry_after,
-        };
-        if let Some(retry) = retry {
-            // Whole seconds, rounded up, at least 1.
-            let secs = retry.as_secs() + u64::from(retry.subsec_nanos() > 0);
-            if let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(secs) = kind.retry_after_secs(self.retry_after()) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

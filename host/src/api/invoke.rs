@@ -56,9 +56,8 @@ pub(super) async fn invoke(
         )
     })
     .await?;
-    let level = state.runtime.manager().policy(&namespace).level;
     let started = std::time::Instant::now();
-    let result = state.runtime.invoke(namespace, session, &plugin, body.to_vec()).await;
+    let result = state.service.invoke(namespace, session, &plugin, body.to_vec()).await;
     let metrics = &state.metrics;
     match result {
         Ok(out) => {
@@ -69,7 +68,7 @@ pub(super) async fn invoke(
             }
             let mut response = Body::from(out.output).into_response();
             let h = response.headers_mut();
-            if let Ok(id) = HeaderValue::from_str(&out.process_id) {
+            if let Ok(id) = HeaderValue::from_str(out.process_id.as_str()) {
                 h.insert("x-bulkhead-process-id", id);
             }
             h.insert("x-bulkhead-fuel-consumed", HeaderValue::from(out.fuel_consumed));
@@ -81,8 +80,8 @@ pub(super) async fn invoke(
             Ok(response)
         }
         Err(e) => {
-            metrics.request(level.as_str(), &plugin, e.kind.as_str(), started.elapsed());
-            if let Some(rejection) = e.rejection {
+            metrics.request(e.level.as_str(), &plugin, e.kind().as_str(), started.elapsed());
+            if let Some(rejection) = e.rejection() {
                 metrics.admission_rejected(rejection.as_str());
             }
             Err(e.into())

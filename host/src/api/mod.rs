@@ -1,6 +1,6 @@
 //! The HTTP API (`CONTRACT.md` section 2) on axum.
 //!
-//! Handlers translate between HTTP and the [`Runtime`]; every failure is an
+//! Handlers translate between HTTP and the [`Service`]; every failure is an
 //! [`ApiError`] with the contract's kind, status and JSON body.
 
 mod admin;
@@ -8,7 +8,6 @@ mod auth;
 mod error;
 pub mod health;
 mod invoke;
-mod local;
 mod status;
 
 use std::sync::Arc;
@@ -19,37 +18,33 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
 pub use self::error::ApiError;
-pub use self::local::{LocalHost, bench_client};
 use crate::config::{Config, Tokens};
-use crate::isolation::Runtime;
 use crate::metrics::HostMetrics;
 use crate::procmgr::PrometheusMetrics;
-use crate::service::{PluginStore, Service};
+use crate::service::{Running, Service};
 
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct AppState {
-    pub runtime: Arc<Runtime>,
+    pub service: Arc<Service>,
     pub config: Config,
     pub tokens: Tokens,
     pub metrics: HostMetrics,
     pub procmgr_metrics: Arc<PrometheusMetrics>,
-    pub store: PluginStore,
     /// Set once the plugins are compiled and the warm pool is filled.
     pub ready: AtomicBool,
 }
 
 impl AppState {
-    /// The state of a host serving `service` under `config`; `ready` sets
+    /// The state of a host serving `running` under `config`; `ready` sets
     /// `/readyz` from the start.
-    pub fn new(config: Config, service: Service, ready: bool) -> Arc<Self> {
+    pub fn new(config: Config, running: Running, ready: bool) -> Arc<Self> {
         Arc::new(Self {
-            runtime: service.runtime,
+            service: running.service,
             tokens: config.tokens(),
             config,
-            metrics: service.metrics,
-            procmgr_metrics: service.procmgr_metrics,
-            store: service.store,
+            metrics: running.metrics,
+            procmgr_metrics: running.procmgr_metrics,
             ready: AtomicBool::new(ready),
         })
     }

@@ -19,7 +19,7 @@ pub(super) async fn health(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
-    Ok(Json(health_json(&state.runtime.manager().health())))
+    Ok(Json(health_json(&state.service.health())))
 }
 
 pub(super) async fn health_report(
@@ -27,7 +27,7 @@ pub(super) async fn health_report(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
-    let text = render_report(&state.config.server.name, &state.runtime.manager().health());
+    let text = render_report(&state.config.server.name, &state.service.health());
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
@@ -47,15 +47,8 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let manager = state.runtime.manager();
-    let assigned = manager
-        .procmgr()
-        .syncer()
-        .all_assigned()
-        .iter()
-        .filter(|(_, a)| a.worker.is_alive())
-        .count();
-    state.metrics.set_workers(manager.supervisor().idle_workers(), assigned);
+    let (idle, assigned) = state.service.workers();
+    state.metrics.set_workers(idle, assigned);
     let text = state.metrics.render(&[state.procmgr_metrics.registry()]);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

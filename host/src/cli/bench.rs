@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Subcommand, ValueEnum};
 
-use crate::api::LocalHost;
 use crate::isolation::{IsolationKey, IsolationLevel};
+use crate::local::{LocalHost, bench_client};
 use crate::names::{Namespace, SessionId};
 use crate::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
 
@@ -180,16 +180,14 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize, idle: Durati
         config.pool.warm = if pool { 2 } else { 0 };
     })
     .await?;
-    let (runtime, url) = (Arc::clone(&host.runtime), host.url.clone());
+    let (service, url) = (Arc::clone(&host.service), host.url.clone());
     let handle = tokio::runtime::Handle::current();
     let measure = {
-        let runtime = Arc::clone(&runtime);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
-            let agent = crate::api::bench_client(Duration::from_secs(30));
-            let supervisor = Arc::clone(runtime.manager().supervisor());
+            let agent = bench_client(Duration::from_secs(30));
             let mut samples = Vec::with_capacity(n);
             for i in 0..n {
-                if pool && !handle.block_on(supervisor.wait_pool_filled(Duration::from_secs(30))) {
+                if pool && !handle.block_on(service.wait_pool_filled(Duration::from_secs(30))) {
                     anyhow::bail!("the warm pool did not refill within 30 s");
                 }
                 std::thread::sleep(idle);
@@ -218,7 +216,7 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize, idle: Durati
                     session: SessionId::new(session)?,
                 };
                 let id = key.process_id(level);
-                handle.block_on(runtime.manager().terminate_process(&id, None))?;
+                handle.block_on(service.terminate(id.as_str(), None))?;
             }
             Ok(samples)
         })

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Overrides};
+use crate::isolation::manager::TERMINATE_SLACK;
 
 /// Runs the host.
 #[derive(Debug, clap::Args)]
@@ -72,7 +73,7 @@ fn init_logging() {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let service = crate::service::start(&config, None).await?;
+    let running = crate::service::start(&config, None).await?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.listen): {e}", config.server.listen))?;
@@ -80,14 +81,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let warm = config.pool.warm > 0;
     let start_timeout = config.isolation.start_timeout;
     let grace = config.isolation.grace_period;
-    let state = AppState::new(config, service, !warm);
+    let state = AppState::new(config, running, !warm);
     if warm {
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            let supervisor = Arc::clone(state.runtime.manager().supervisor());
             // Readiness waits for the pool; a pool that cannot fill (workers
             // failing to start) keeps /readyz at 503 and logs why.
-            while !supervisor.wait_pool_filled(start_timeout * 4).await {
+            while !state.service.wait_pool_filled(start_timeout * 4).await {
                 tracing::warn!("the warm pool is still not filled");
             }
             state.ready.store(true, Ordering::Relaxed);
@@ -99,8 +99,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("stopped accepting; terminating every worker");
-    let deadline = Instant::now() + grace + Duration::from_secs(5);
-    if let Err(e) = state.runtime.shutdown(deadline).await {
+    let deadline = Instant::now() + grace + TERMINATE_SLACK;
+    if let Err(e) = state.service.shutdown(deadline).await {
         tracing::warn!("shutdown: {e}");
     }
     Ok(())

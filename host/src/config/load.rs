@@ -23,8 +23,8 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
+use super::IsolationLevel;
 use super::error::{ConfigError, Origin, format_key};
-use super::levels::IsolationLevel;
 use super::raw::{ListenAddr, RawConfig};
 use super::resolved::Config;
 use super::validate;

@@ -7,15 +7,14 @@
 //! `resolved.rs` document every knob. Every error names the key and the file,
 //! variable or flag that set it ([`ConfigError`]).
 //!
-//! Also here: bearer-token digests and lookup ([`Tokens`]), per-tenant
-//! resolution ([`Config::tenant_limits`] and friends), the exposure rule
-//! ([`Config::check_exposure`]) and the TOML rendering of `config check`
-//! ([`Config::to_toml`]). `config/bulkhead.toml` documents every key for
+//! Also here: bearer-token digests and lookup ([`Tokens`]), the exposure
+//! rule ([`Config::check_exposure`]) and the TOML rendering of `config check`
+//! ([`Config::to_toml`]). The service turns a `Config` into the layers'
+//! own settings (`crate::service::isolation_settings` and friends). `config/bulkhead.toml` documents every key for
 //! operators; tests keep it equal to [`Config::default`].
 
 mod auth;
 mod error;
-mod levels;
 mod load;
 mod raw;
 mod render;
@@ -28,9 +27,10 @@ mod tests;
 
 pub use self::auth::{Identity, TokenHash, Tokens, hash_token};
 pub use self::error::{ConfigError, Origin};
-pub use self::levels::{InstanceMode, IsolationLevel};
 pub use self::load::{ENV_PREFIX, Overrides, process_env};
 pub use self::resolved::{
-    AuthConfig, BUILTIN_PLUGINS, Config, DataConfig, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig,
-    ProcmgrConfig, ServerConfig, TenantConfig, WorkerLimits,
+    AuthConfig, Config, DataConfig, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig, ProcmgrConfig,
+    ServerConfig, TenantConfig, WorkerLimits,
 };
+pub use crate::compartment::IsolationLevel;
+pub use crate::sandbox::InstanceMode;

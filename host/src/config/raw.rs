@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 use super::auth::TokenHash;
-use super::levels::{InstanceMode, IsolationLevel};
 use super::units::{DurationValue, SizeValue};
+use super::{InstanceMode, IsolationLevel};
 
 /// The whole file (or environment, or both merged).
 #[derive(Debug, Default, Deserialize)]

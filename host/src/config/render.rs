@@ -79,7 +79,7 @@ impl Config {
         let mut plugins = Table::new();
         for (name, plugin) in &self.plugins {
             let file = match &plugin.source {
-                PluginSource::Builtin => None,
+                PluginSource::Builtin(_) => None,
                 PluginSource::File(file) => Some(("path", path(file))),
             };
             let entry = file.into_iter().chain([("instance", plugin.instance.as_str().into())]);
@@ -98,7 +98,7 @@ impl Config {
                 entry.insert("token_sha256".into(), hash.to_string().into());
             }
             entry.insert("limits".into(), limits(&tenant.limits));
-            tenants.insert(ns.clone(), Value::Table(entry));
+            tenants.insert(ns.to_string(), Value::Table(entry));
         }
         if !tenants.is_empty() {
             root.insert("tenants".into(), Value::Table(tenants));

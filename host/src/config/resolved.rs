@@ -10,9 +10,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::auth::{Identity, TokenHash, Tokens};
+use super::auth::{TokenHash, Tokens};
 use super::error::{ConfigError, Origin};
-use super::levels::{InstanceMode, IsolationLevel};
+use super::{InstanceMode, IsolationLevel};
+use crate::builtin::BuiltinPlugin;
+use crate::names::Namespace;
 
 /// The whole resolved configuration. Sections mirror the TOML tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,7 +41,7 @@ pub struct Config {
     /// `[tenants.NAMESPACE]`: per-tenant overrides, by namespace. A namespace
     /// not listed here runs with the global level and limits and may call any
     /// plugin (and, with auth on, only the admin token can reach it).
-    pub tenants: BTreeMap<String, TenantConfig>,
+    pub tenants: BTreeMap<Namespace, TenantConfig>,
 }
 
 impl Default for Config {
@@ -451,7 +453,7 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PluginSource {
     /// Embedded in the binary (`echo`, `counter`).
-    Builtin,
+    Builtin(BuiltinPlugin),
     /// A `.wasm` component file; checked to exist when the config is loaded.
     File(PathBuf),
 }
@@ -468,22 +470,17 @@ pub struct PluginConfig {
     pub instance: InstanceMode,
 }
 
-/// The plugins every host has unless a `[plugins.NAME]` entry replaces them.
-pub const BUILTIN_PLUGINS: [(&str, InstanceMode); 2] = [
-    ("echo", InstanceMode::PerRequest),
-    ("counter", InstanceMode::PerProcess),
-];
-
-/// The built-in plugins, as configured when nothing overrides them.
+/// The built-in plugins ([`crate::builtin::ALL`]), as configured when
+/// nothing overrides them.
 pub(crate) fn builtin_plugins() -> BTreeMap<String, PluginConfig> {
-    BUILTIN_PLUGINS
+    crate::builtin::ALL
         .iter()
-        .map(|&(name, instance)| {
+        .map(|&builtin| {
             let plugin = PluginConfig {
-                source: PluginSource::Builtin,
-                instance,
+                source: PluginSource::Builtin(builtin),
+                instance: builtin.mode,
             };
-            (name.to_owned(), plugin)
+            (builtin.name.to_owned(), plugin)
         })
         .collect()
 }
@@ -504,26 +501,6 @@ pub struct TenantConfig {
 }
 
 impl Config {
-    /// The isolation level requests of namespace `ns` run at.
-    pub fn tenant_level(&self, ns: &str) -> IsolationLevel {
-        self.tenants.get(ns).map_or(self.isolation.level, |t| t.level)
-    }
-
-    /// The limits of namespace `ns`: the global ones with its overrides.
-    pub fn tenant_limits(&self, ns: &str) -> Limits {
-        self.tenants
-            .get(ns)
-            .map_or_else(|| self.limits.clone(), |t| t.limits.clone())
-    }
-
-    /// Whether namespace `ns` may call `plugin` (its allow-list, if any).
-    pub fn plugin_allowed(&self, ns: &str, plugin: &str) -> bool {
-        match self.tenants.get(ns).and_then(|t| t.plugins.as_ref()) {
-            Some(allowed) => allowed.contains(plugin),
-            None => true,
-        }
-    }
-
     /// Whether any token is configured, so every `/v1` call needs one.
     pub fn auth_enabled(&self) -> bool {
         self.auth.admin_token_sha256.is_some() || self.tenants.values().any(|t| t.token_sha256.is_some())
@@ -534,14 +511,9 @@ impl Config {
         let tenants = self
             .tenants
             .iter()
-            .filter_map(|(ns, t)| Some((t.token_sha256?, ns.clone())))
+            .filter_map(|(ns, t)| Some((t.token_sha256?, ns.to_string())))
             .collect();
         Tokens::new(self.auth.admin_token_sha256, tenants)
-    }
-
-    /// Identifies a bearer token; see [`Tokens::identify`].
-    pub fn identify(&self, bearer: &str) -> Identity {
-        self.tokens().identify(bearer)
     }
 
     /// Refuses to serve on a non-loopback address when no token is

@@ -15,6 +15,7 @@ use super::resolved::{
     ServerConfig, TenantConfig, WorkerLimits, builtin_plugins,
 };
 use super::units::{format_duration, format_size};
+use crate::names::Namespace;
 
 /// Resolves and validates `raw`; `locator` says where each value came from.
 pub(crate) fn resolve(raw: RawConfig, locator: &Locator<'_>) -> Result<Config, ConfigError> {
@@ -302,15 +303,14 @@ impl Check<'_> {
         for (name, plugin) in raw {
             let table = ["plugins", name.as_str()];
             check_name(&name).map_err(|message| self.locator.error(&table, message))?;
-            let builtin_instance = plugins.get(&name).map(|p| p.instance);
-            let (source, default_instance) = match (plugin.path, builtin_instance) {
+            let (source, default_instance) = match (plugin.path, crate::builtin::named(&name)) {
                 (Some(path), _) => {
                     let key = ["plugins", name.as_str(), "path"];
                     let file = plugin_file(&path.relative(), max_plugin_size)
                         .map_err(|message| self.locator.error(&key, message))?;
                     (PluginSource::File(file), Default::default())
                 }
-                (None, Some(instance)) => (PluginSource::Builtin, instance),
+                (None, Some(builtin)) => (PluginSource::Builtin(builtin), builtin.mode),
                 (None, None) => {
                     let key = ["plugins", name.as_str(), "path"];
                     let message = "is missing; expected the path of a .wasm component, relative to the config \
@@ -331,10 +331,13 @@ impl Check<'_> {
         limits: &Limits,
         worker: &WorkerLimits,
         plugins: &BTreeMap<String, PluginConfig>,
-    ) -> Result<BTreeMap<String, TenantConfig>, ConfigError> {
+    ) -> Result<BTreeMap<Namespace, TenantConfig>, ConfigError> {
         let mut tenants = BTreeMap::new();
         for (ns, tenant) in raw {
-            check_name(&ns).map_err(|message| self.locator.error(&["tenants", &ns], message))?;
+            let namespace = Namespace::new(ns.as_str()).map_err(|e| {
+                self.locator
+                    .error(&["tenants", &ns], format!("{ns:?} is not a valid name: {e}"))
+            })?;
             let allowed = match tenant.plugins {
                 None => None,
                 Some(list) => {
@@ -356,7 +359,7 @@ impl Check<'_> {
                 token_sha256: tenant.token_sha256,
                 limits: tenant_limits,
             };
-            tenants.insert(ns, resolved);
+            tenants.insert(namespace, resolved);
         }
         Ok(tenants)
     }

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ErrorKind;
+use crate::compartment::IsolationLevel;
 use crate::names::{Namespace, SessionId};
-use crate::sandbox::{CallLimits, Compiled, InstanceMode, SandboxConfig};
+use crate::procmgr::ProcessId;
+use crate::sandbox::{Artifact, CallFailure, CallLimits, InstanceMode, SandboxConfig};
 
 /// Host to worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,7 +15,7 @@ pub enum ToWorker {
     /// Build the sandbox and load the plugins.
     Init(Init),
     /// Become the worker of one process id.
-    Assign(Assign),
+    Assign(Assignment),
     /// Run one call.
     Invoke(Invoke),
     /// Answer with `Pong` carrying the same nonce.
@@ -59,20 +60,20 @@ pub struct Init {
 }
 
 /// A compiled plugin the worker loads from the host's compile cache.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginSpec {
     pub name: String,
     pub mode: InstanceMode,
-    pub compiled: Compiled,
+    pub artifact: Artifact,
 }
 
-/// The process a worker is assigned to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Assign {
+/// The compartment a worker serves: procmgr's per-process config, and the
+/// message that binds a worker to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
     /// `shared`, `ns:<namespace>` or `session:<session>`.
-    pub process_id: String,
-    /// `none`, `namespace` or `session`.
-    pub level: String,
+    pub process_id: ProcessId,
+    pub level: IsolationLevel,
     /// The namespace the worker is bound to (levels `namespace` and `session`).
     pub namespace: Option<Namespace>,
     /// The session the worker serves (level `session`).
@@ -99,6 +100,6 @@ pub enum Outcome {
         fuel_consumed: u64,
         duration: Duration,
     },
-    /// One error kind and its message.
-    Err { kind: ErrorKind, message: String },
+    /// Why it failed, as the sandbox said.
+    Err(CallFailure),
 }

@@ -18,10 +18,10 @@ mod framing;
 mod messages;
 
 pub use self::framing::{FrameError, Receiver, Sender, channel};
-pub use self::messages::{Assign, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+pub use self::messages::{Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
 
 /// Bumped on every incompatible change of [`ToWorker`] or [`FromWorker`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts: room for the largest payload or output
 /// (16 MiB) plus the message around it.

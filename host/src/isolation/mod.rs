@@ -1,29 +1,30 @@
-//! The isolation layer: which worker process serves a request, and whether
-//! it may run now.
+//! The isolation layer: which compartment (process) serves a request, and
+//! whether the call may run there now.
 //!
-//! - [`level`]: the three levels and the memo's process ids.
+//! - [`manager`]: isolation keys to process ids to live workers, through
+//!   procmgr; eviction when `max_processes` are live.
 //! - [`admission`]: the per-process bulkhead (concurrency + bounded queue).
-//! - [`manager`]: keys to process ids to live workers, through procmgr.
-//! - [`runtime`]: the one entry point of the service layer: invoke, and
-//!   plugin deploy/replace/remove that reaches every live worker.
+//! - `idle.rs`: the task that terminates processes idle for `idle_timeout`.
+//!
+//! The levels, keys and process ids themselves are in [`crate::compartment`].
 
 pub mod admission;
-pub mod level;
+mod idle;
 pub mod manager;
-pub mod runtime;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::admission::{Admission, AdmissionLimits, Rejection};
-pub use self::level::{IsolationKey, IsolationLevel};
+pub use self::admission::{Admission, AdmissionLimits, Load, Rejection};
 pub use self::manager::{Acquired, IsolationManager, ProcessInfo};
-pub use self::runtime::{InvokeError, InvokeOutput, PluginInfo, Runtime, RuntimeError, RuntimeSettings};
 use crate::ErrorKind;
-use crate::names::Namespace;
+pub use crate::compartment::{IsolationKey, IsolationLevel};
+use crate::names::{Namespace, SessionId};
+use crate::procmgr::{DEFAULT_GRACE_PERIOD, ProcessId};
 use crate::sandbox::CallLimits;
-use crate::supervisor::ExitEvent;
 
 /// How one tenant is served.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,12 +38,9 @@ pub struct TenantPolicy {
     pub plugins: Option<BTreeSet<String>>,
 }
 
-/// A hook told about every worker exit (for metrics).
-pub type ExitHook = Arc<dyn Fn(&ExitEvent) + Send + Sync>;
-
 /// The isolation manager's settings.
-#[derive(Clone)]
-pub struct IsolationConfig {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsolationSettings {
     /// Tenants without an entry of their own.
     pub default_policy: TenantPolicy,
     /// Per-tenant overrides.
@@ -55,68 +53,85 @@ pub struct IsolationConfig {
     pub max_processes: usize,
     /// How long a first call waits for its process to start.
     pub start_timeout: Duration,
-    /// Called on every worker exit.
-    pub on_exit: Option<ExitHook>,
 }
 
-impl std::fmt::Debug for IsolationConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IsolationConfig")
-            .field("default_policy", &self.default_policy)
-            .field("tenants", &self.tenants)
-            .field("grace_period", &self.grace_period)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_processes", &self.max_processes)
-            .field("start_timeout", &self.start_timeout)
-            .finish_non_exhaustive()
-    }
-}
+impl IsolationSettings {
+    /// 64 processes: about 0.7 GB of idle workers (11 MB each).
+    pub const DEFAULT_MAX_PROCESSES: usize = 64;
+    /// 5 s: a fresh worker is ready in a few milliseconds; seconds mean it
+    /// is stuck.
+    pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl Default for IsolationConfig {
-    fn default() -> Self {
-        Self {
-            default_policy: TenantPolicy::default(),
-            tenants: HashMap::new(),
-            grace_period: Duration::from_secs(10),
-            idle_timeout: None,
-            max_processes: 64,
-            start_timeout: Duration::from_secs(5),
-            on_exit: None,
-        }
-    }
-}
-
-impl IsolationConfig {
     /// The policy of `namespace`.
     pub fn policy(&self, namespace: &Namespace) -> &TenantPolicy {
         self.tenants.get(namespace).unwrap_or(&self.default_policy)
     }
 }
 
-/// Why the isolation layer could not serve a request.
+impl Default for IsolationSettings {
+    fn default() -> Self {
+        Self {
+            default_policy: TenantPolicy::default(),
+            tenants: HashMap::new(),
+            grace_period: DEFAULT_GRACE_PERIOD,
+            idle_timeout: None,
+            max_processes: Self::DEFAULT_MAX_PROCESSES,
+            start_timeout: Self::DEFAULT_START_TIMEOUT,
+        }
+    }
+}
+
+/// Why the isolation layer could not give a request its process.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IsolationError {
-    /// The session belongs to another namespace.
-    #[error("{0}")]
-    Forbidden(String),
+    /// The session's process belongs to another namespace.
+    #[error("session {session} belongs to another namespace")]
+    SessionOfAnotherNamespace { session: SessionId },
     /// No such process.
-    #[error("{0}")]
-    NotFound(String),
-    /// The process cannot be started now (backoff, start failure, limits).
-    #[error("{message}")]
+    #[error("process ID {id} not found")]
+    NotFound { id: ProcessId },
+    /// The process cannot serve now: it is backing off after failures, or
+    /// its start failed.
+    #[error("process {id} is unavailable: {reason}")]
     Unavailable {
-        message: String,
+        id: ProcessId,
+        reason: String,
+        /// When procmgr retries, if a retry is queued.
         retry_after: Option<Duration>,
     },
+    /// Every process slot is taken by a process with calls running.
+    #[error("all {max} processes are busy (isolation.max_processes)")]
+    Full { max: usize },
+    /// The process did not start within `start_timeout`.
+    #[error("timeout waiting for process {id} to start")]
+    StartTimeout { id: ProcessId },
+    /// The process was not terminated within its grace period and slack.
+    #[error("timeout waiting for process {id} to terminate")]
+    TerminateTimeout { id: ProcessId },
+    /// The host is shutting down.
+    #[error("the host is shutting down")]
+    ShuttingDown,
 }
 
 impl IsolationError {
     /// The contract kind.
-    pub fn kind(&self) -> ErrorKind {
+    pub const fn kind(&self) -> ErrorKind {
         match self {
-            Self::Forbidden(_) => ErrorKind::Forbidden,
-            Self::NotFound(_) => ErrorKind::ProcessNotFound,
-            Self::Unavailable { .. } => ErrorKind::WorkerUnavailable,
+            Self::SessionOfAnotherNamespace { .. } => ErrorKind::Forbidden,
+            Self::NotFound { .. } => ErrorKind::ProcessNotFound,
+            Self::Unavailable { .. }
+            | Self::Full { .. }
+            | Self::StartTimeout { .. }
+            | Self::TerminateTimeout { .. }
+            | Self::ShuttingDown => ErrorKind::WorkerUnavailable,
+        }
+    }
+
+    /// When to retry, if this error knows better than the contract's default.
+    pub const fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The dispatcher task: takes ids off the work queue as they fall due and
-//! wakes their workers with a Sync (unless a newer update is pending).
+//! wakes their tasks with a Sync (unless a newer update is pending).
 
 use std::sync::Arc;
 

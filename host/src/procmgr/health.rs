@@ -42,7 +42,10 @@ pub struct ProcessHealth {
 }
 
 impl Health {
-    pub(crate) fn from_entries<C>(entries: &HashMap<ProcessId, Entry<C>>, work_queue_depth: usize) -> Self {
+    pub(crate) fn from_entries<C, H: Clone>(
+        entries: &HashMap<ProcessId, Entry<C, H>>,
+        work_queue_depth: usize,
+    ) -> Self {
         let mut health = Health {
             total_processes: entries.len(),
             running_processes: 0,

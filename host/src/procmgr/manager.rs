@@ -1,6 +1,6 @@
 //! The manager's public face: construction, accepting updates, and status,
 //! waiting and health queries. Failure reports, reconciliation and shutdown
-//! are in `reconcile.rs`; the per-process work happens in `worker.rs`.
+//! are in `reconcile.rs`; the per-process work happens in `task.rs`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,12 +18,12 @@ use super::state::{Entry, Recreate, Table};
 use super::syncer::ProcessSyncer;
 use super::types::{ProcessId, ProcessState, ProcessStatus, ProcessUpdate, UpdateType};
 use super::waiter::StatusWatch;
-use super::{dispatch, worker};
+use super::{dispatch, task};
 
-/// State shared by the manager handles, the dispatcher and the workers.
+/// State shared by the manager handles, the dispatcher and the process tasks.
 pub(crate) struct Shared<S: ProcessSyncer> {
     pub(crate) syncer: S,
-    pub(crate) table: Mutex<Table<S::Config>>,
+    pub(crate) table: Mutex<Table<S::Config, S::Handle>>,
     pub(crate) queue: WorkQueue,
     pub(crate) opts: ProcessManagerOptions,
     /// Parent of every hook token; cancelled when the manager goes away.
@@ -32,26 +32,26 @@ pub(crate) struct Shared<S: ProcessSyncer> {
 }
 
 impl<S: ProcessSyncer> Shared<S> {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Table<S::Config>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table<S::Config, S::Handle>> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Remove `id` for good: its queue item and metrics series go too.
-    pub(crate) fn purge(&self, table: &mut Table<S::Config>, id: &ProcessId) {
+    pub(crate) fn purge(&self, table: &mut Table<S::Config, S::Handle>, id: &ProcessId) {
         if table.entries.remove(id).is_some() {
             self.queue.remove(id.as_str());
             self.opts.metrics.process_purged(id);
         }
     }
 
-    /// Insert a fresh entry for `id` and start its worker.
+    /// Insert a fresh entry for `id` and start its task.
     fn create(
         self: &Arc<Self>,
-        table: &mut Table<S::Config>,
+        table: &mut Table<S::Config, S::Handle>,
         id: ProcessId,
         config: S::Config,
         update_type: UpdateType,
-    ) -> StatusWatch {
+    ) -> StatusWatch<S::Handle> {
         let generation = table.generation();
         let (status, rx) = watch::channel(ProcessStatus::starting());
         let watch = StatusWatch::new(id.clone(), rx);
@@ -59,12 +59,12 @@ impl<S: ProcessSyncer> Shared<S> {
         let mut entry = Entry::new(generation, config, status, Arc::clone(&wake));
         entry.pending = Some(update_type);
         table.entries.insert(id.clone(), entry);
-        self.runtime.spawn(worker::run(Arc::clone(self), id, generation, wake));
+        self.runtime.spawn(task::run(Arc::clone(self), id, generation, wake));
         watch
     }
 }
 
-/// Supervises every process: one worker task per id drives the syncer's
+/// Supervises every process: one task per id drives the syncer's
 /// hooks through Starting -> Syncing -> Terminating -> Terminated -> Finished.
 ///
 /// Cheap to clone; the manager stops its tasks when the last clone is dropped.
@@ -138,7 +138,7 @@ impl<S: ProcessSyncer> ProcessManager<S> {
     ///   as it is Finished (the receiver is the new generation's); a later
     ///   Terminate cancels that.
     /// - Otherwise the update replaces the pending one (latest wins).
-    pub fn update_process(&self, update: ProcessUpdate<S::Config>) -> Result<StatusWatch, ProcmgrError> {
+    pub fn update_process(&self, update: ProcessUpdate<S::Config>) -> Result<StatusWatch<S::Handle>, ProcmgrError> {
         let shared = &self.shared;
         let m = &*shared.opts.metrics;
         let ProcessUpdate {
@@ -212,13 +212,13 @@ impl<S: ProcessSyncer> ProcessManager<S> {
     }
 
     /// The current status of `id`, if the manager knows it.
-    pub fn process_status(&self, id: &str) -> Option<ProcessStatus> {
+    pub fn process_status(&self, id: &str) -> Option<ProcessStatus<S::Handle>> {
         self.shared.lock().entries.get(id).map(Entry::snapshot)
     }
 
     /// A watch on `id`'s status; it holds the current value at once, so a
     /// waiter that subscribes after a change still sees it.
-    pub fn subscribe(&self, id: &str) -> Option<StatusWatch> {
+    pub fn subscribe(&self, id: &str) -> Option<StatusWatch<S::Handle>> {
         let table = self.shared.lock();
         let (key, e) = table.entries.get_key_value(id)?;
         Some(StatusWatch::new(key.clone(), e.status.subscribe()))
@@ -229,9 +229,9 @@ impl<S: ProcessSyncer> ProcessManager<S> {
     pub async fn wait_for(
         &self,
         id: &str,
-        predicate: impl FnMut(&ProcessStatus) -> bool,
+        predicate: impl FnMut(&ProcessStatus<S::Handle>) -> bool,
         timeout: Duration,
-    ) -> Result<ProcessStatus, ProcmgrError> {
+    ) -> Result<ProcessStatus<S::Handle>, ProcmgrError> {
         let Some(mut watch) = self.subscribe(id) else {
             return Err(ProcmgrError::UnknownProcess { id: id.into() });
         };

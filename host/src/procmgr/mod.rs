@@ -2,13 +2,19 @@
 //!
 //! A port of the memo's RFC-034 process manager (kubelet pod-worker style)
 //! that knows nothing about WASM or OS processes: it drives a
-//! [`ProcessSyncer`]. Each process id gets one worker task that moves it
+//! [`ProcessSyncer`]. Each process id gets one task that moves it
 //! through a one-way state machine (Starting -> Syncing -> Terminating ->
 //! Terminated -> Finished), calling the syncer's hooks with no lock held.
 //! Updates land in a pending slot (latest wins); resyncs and retries come
 //! from a timer-ordered work queue with jittered exponential backoff.
 //! Waiters subscribe to a per-process watch channel and are woken by the
 //! change itself; nothing polls.
+//!
+//! procmgr owns liveness: a sync that starts the managed thing hands back
+//! its [`Managed`] handle, which procmgr publishes with the status while the
+//! process is Syncing and watches for death. A death takes the handle down
+//! at once and schedules the restart after a backoff that grows with the
+//! crash streak (a handle that lived `stable_uptime` starts a new streak).
 //!
 //! Differences from the reference implementation (its defects, fixed): a
 //! terminal sync or an orphan is terminated at once; `shutdown` terminates
@@ -21,9 +27,9 @@
 //! token is cancelled at the grace deadline, and an overrun is reported).
 //!
 //! Files: `types.rs` (ids, states, updates, status), `syncer.rs` (the hook
-//! trait), `manager.rs` (the API: updates, queries), `reconcile.rs`
-//! (failure reports, reconciliation, shutdown), `worker.rs` (per-process task),
-//! `dispatch.rs` (work queue -> workers), `state.rs` (per-process record and
+//! trait and the handle), `manager.rs` (the API: updates, queries), `reconcile.rs`
+//! (failure reports, reconciliation, shutdown), `task.rs` (per-process task),
+//! `dispatch.rs` (work queue -> tasks), `state.rs` (per-process record and
 //! its rules), `queue.rs` (work queue), `backoff.rs` (jitter, backoff),
 //! `waiter.rs` (bounded waits), `health.rs`, `metrics.rs` (collector trait),
 //! `prometheus.rs` (Prometheus collector), `options.rs`, `error.rs`.
@@ -40,10 +46,12 @@ mod queue;
 mod reconcile;
 mod state;
 mod syncer;
+mod task;
 mod types;
 mod waiter;
-mod worker;
 
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -52,9 +60,11 @@ pub use error::ProcmgrError;
 pub use health::{Health, ProcessHealth};
 pub use manager::ProcessManager;
 pub use metrics::{ErrorKind, MetricsCollector, NoopMetrics};
-pub use options::{DEFAULT_BACKOFF_PERIOD, DEFAULT_GRACE_PERIOD, DEFAULT_RESYNC_INTERVAL, ProcessManagerOptions};
+pub use options::{
+    DEFAULT_BACKOFF_PERIOD, DEFAULT_GRACE_PERIOD, DEFAULT_RESYNC_INTERVAL, DEFAULT_STABLE_UPTIME, ProcessManagerOptions,
+};
 pub use prometheus::{DEFAULT_NAMESPACE, PrometheusMetrics};
 pub use queue::{Pop, WorkQueue};
-pub use syncer::{ProcessSyncer, SyncContext, SyncOutcome, TerminatingContext};
+pub use syncer::{Managed, ProcessSyncer, SyncContext, SyncOutcome, TerminatingContext};
 pub use types::{ProcessId, ProcessState, ProcessStatus, ProcessUpdate, UpdateType};
 pub use waiter::StatusWatch;

@@ -14,6 +14,10 @@ pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_BACKOFF_PERIOD: Duration = Duration::from_secs(5);
 /// Default grace period of a Terminate that names none.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default time a started handle must live for its death to start a new
+/// crash streak: a worker that dies sooner, restart after restart, backs
+/// off longer each time.
+pub const DEFAULT_STABLE_UPTIME: Duration = Duration::from_secs(10);
 
 /// How a [`ProcessManager`](super::ProcessManager) behaves.
 #[derive(Debug, Clone)]
@@ -28,6 +32,13 @@ pub struct ProcessManagerOptions {
     pub backoff_period: Duration,
     /// Grace period of a Terminate that names none. Default 10 s.
     pub default_grace_period: Duration,
+    /// How long a started handle must live for its death to count as the
+    /// first of a new streak. A handle that dies sooner continues the
+    /// process's crash streak, and the restart backs off by the longer of
+    /// the streak and the consecutive errors, so a thing that dies right
+    /// after each (successful) restart still backs off exponentially, as
+    /// kubelet's CrashLoopBackOff does. Default 10 s.
+    pub stable_uptime: Duration,
     /// Where measurements go. Default: nowhere ([`NoopMetrics`]).
     pub metrics: Arc<dyn MetricsCollector>,
 }
@@ -38,6 +49,7 @@ impl Default for ProcessManagerOptions {
             resync_interval: DEFAULT_RESYNC_INTERVAL,
             backoff_period: DEFAULT_BACKOFF_PERIOD,
             default_grace_period: DEFAULT_GRACE_PERIOD,
+            stable_uptime: DEFAULT_STABLE_UPTIME,
             metrics: Arc::new(NoopMetrics),
         }
     }
@@ -59,6 +71,12 @@ impl ProcessManagerOptions {
     /// Set the default grace period.
     pub fn with_default_grace_period(mut self, grace: Duration) -> Self {
         self.default_grace_period = grace;
+        self
+    }
+
+    /// Set the stable uptime of the crash-streak rule.
+    pub fn with_stable_uptime(mut self, uptime: Duration) -> Self {
+        self.stable_uptime = uptime;
         self
     }
 

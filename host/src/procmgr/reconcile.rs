@@ -15,27 +15,14 @@ use super::syncer::ProcessSyncer;
 use super::types::{ProcessId, ProcessState, ProcessStatus};
 
 impl<S: ProcessSyncer> ProcessManager<S> {
-    /// Report that the thing `id` manages failed (e.g. its worker process
-    /// died). Counts an error and schedules a sync after
+    /// Report that the thing `id` manages failed, for syncers that do not
+    /// hand procmgr a [`Managed`](super::Managed) handle (whose death
+    /// procmgr notices itself). Counts an error and schedules a sync after
     /// `exponential_backoff(consecutive errors, 1 s, backoff_period)` (or
     /// earlier if one is already due sooner). The returned status says when
     /// (`next_sync_at`, `retry_after()`). Ignored once the process is
     /// terminating: its termination proceeds.
-    pub fn report_failure(&self, id: &str, error: impl fmt::Display) -> Result<ProcessStatus, ProcmgrError> {
-        self.report_failure_in_streak(id, error, 0)
-    }
-
-    /// [`report_failure`](Self::report_failure) for a failure that is the
-    /// `streak`-th in a row as the caller counts them (e.g. a worker that
-    /// died soon after each restart, which resets the error count because
-    /// the restart itself succeeded): the backoff grows with the larger of
-    /// the two counts.
-    pub fn report_failure_in_streak(
-        &self,
-        id: &str,
-        error: impl fmt::Display,
-        streak: u32,
-    ) -> Result<ProcessStatus, ProcmgrError> {
+    pub fn report_failure(&self, id: &str, error: impl fmt::Display) -> Result<ProcessStatus<S::Handle>, ProcmgrError> {
         let shared = &self.shared;
         let m = &*shared.opts.metrics;
         let mut table = shared.lock();
@@ -47,7 +34,7 @@ impl<S: ProcessSyncer> ProcessManager<S> {
         };
         if !e.state.is_terminating() {
             e.failed(&key, ErrorKind::Sync, &error.to_string(), m);
-            let delay = e.backoff_delay(shared.opts.backoff_period, streak);
+            let delay = e.backoff_delay(shared.opts.backoff_period, 0);
             e.schedule(&key, delay, &shared.queue, m);
             m.work_queue_backoff_duration(&key, delay);
             e.publish();
@@ -73,7 +60,7 @@ impl<S: ProcessSyncer> ProcessManager<S> {
     /// desired is purged (its id reusable); a process not desired and not yet
     /// terminating is terminated now. Returns the status of every process
     /// that is not Finished.
-    pub fn sync_known_processes<I>(&self, desired: I) -> HashMap<ProcessId, ProcessStatus>
+    pub fn sync_known_processes<I>(&self, desired: I) -> HashMap<ProcessId, ProcessStatus<S::Handle>>
     where
         I: IntoIterator,
         I::Item: Into<ProcessId>,
@@ -116,7 +103,7 @@ impl<S: ProcessSyncer> ProcessManager<S> {
     /// process can be created.
     pub async fn shutdown(&self, deadline: Instant) -> Result<(), ProcmgrError> {
         let shared = &self.shared;
-        let mut waiters: Vec<(ProcessId, watch::Receiver<ProcessStatus>)> = {
+        let mut waiters: Vec<(ProcessId, watch::Receiver<ProcessStatus<S::Handle>>)> = {
             let m = &*shared.opts.metrics;
             let grace = deadline.saturating_duration_since(Instant::now());
             let mut table = shared.lock();

@@ -1,6 +1,7 @@
-//! The per-process record (state, update slots, counters, grace, watch
-//! channel) and the rules that change it: one-way transitions, error and
-//! success bookkeeping, termination start and grace decrease, scheduling.
+//! The per-process record (state, update slots, counters, grace, the live
+//! handle, watch channel) and the rules that change it: one-way transitions,
+//! error and success bookkeeping, the crash streak, termination start and
+//! grace decrease, scheduling.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::{exponential_backoff, jitter};
 use super::error::ProcmgrError;
 use super::metrics::{ErrorKind, MetricsCollector};
+use super::options::ProcessManagerOptions;
 use super::queue::WorkQueue;
 use super::types::{ProcessId, ProcessState, ProcessStatus, UpdateType};
 
@@ -25,13 +27,13 @@ pub(crate) const UNHEALTHY_ERRORS: u32 = 5;
 
 /// Every process the manager knows, plus manager-wide flags.
 #[derive(Debug)]
-pub(crate) struct Table<C> {
-    pub(crate) entries: HashMap<ProcessId, Entry<C>>,
+pub(crate) struct Table<C, H> {
+    pub(crate) entries: HashMap<ProcessId, Entry<C, H>>,
     pub(crate) next_generation: u64,
     pub(crate) shutting_down: bool,
 }
 
-impl<C> Default for Table<C> {
+impl<C, H> Default for Table<C, H> {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
@@ -41,7 +43,7 @@ impl<C> Default for Table<C> {
     }
 }
 
-impl<C> Table<C> {
+impl<C, H> Table<C, H> {
     pub(crate) fn generation(&mut self) -> u64 {
         self.next_generation += 1;
         self.next_generation
@@ -51,14 +53,14 @@ impl<C> Table<C> {
 /// A Create that arrived while the process was terminating: the process is
 /// created again, with this config and channel, as soon as it is Finished.
 #[derive(Debug)]
-pub(crate) struct Recreate<C> {
+pub(crate) struct Recreate<C, H> {
     pub(crate) config: C,
-    pub(crate) status: watch::Sender<ProcessStatus>,
+    pub(crate) status: watch::Sender<ProcessStatus<H>>,
 }
 
 /// The manager's record of one process (one generation of an id).
 #[derive(Debug)]
-pub(crate) struct Entry<C> {
+pub(crate) struct Entry<C, H> {
     /// Distinguishes this life of the id from earlier and later ones.
     pub(crate) generation: u64,
     pub(crate) state: ProcessState,
@@ -79,15 +81,25 @@ pub(crate) struct Entry<C> {
     pub(crate) started_at: Option<Instant>,
     pub(crate) finished_at: Option<Instant>,
     pub(crate) next_sync_at: Option<Instant>,
-    pub(crate) status: watch::Sender<ProcessStatus>,
+    /// The handle the last successful sync started, until procmgr sees it
+    /// die (or the entry goes).
+    pub(crate) handle: Option<H>,
+    /// Counts the handles installed, so that the death of a replaced one is
+    /// no news.
+    pub(crate) handle_seq: u64,
+    /// When the current handle was installed.
+    pub(crate) live_since: Option<Instant>,
+    /// Deaths in a row of handles that each died within `stable_uptime`.
+    pub(crate) crash_streak: u32,
+    pub(crate) status: watch::Sender<ProcessStatus<H>>,
     pub(crate) wake: Arc<Notify>,
-    pub(crate) recreate: Option<Recreate<C>>,
+    pub(crate) recreate: Option<Recreate<C, H>>,
     /// Purge the entry as soon as it reaches Finished.
     pub(crate) forget_when_finished: bool,
 }
 
-impl<C> Entry<C> {
-    pub(crate) fn new(generation: u64, config: C, status: watch::Sender<ProcessStatus>, wake: Arc<Notify>) -> Self {
+impl<C, H: Clone> Entry<C, H> {
+    pub(crate) fn new(generation: u64, config: C, status: watch::Sender<ProcessStatus<H>>, wake: Arc<Notify>) -> Self {
         Self {
             generation,
             state: ProcessState::Starting,
@@ -104,6 +116,10 @@ impl<C> Entry<C> {
             started_at: None,
             finished_at: None,
             next_sync_at: None,
+            handle: None,
+            handle_seq: 0,
+            live_since: None,
+            crash_streak: 0,
             status,
             wake,
             recreate: None,
@@ -111,7 +127,7 @@ impl<C> Entry<C> {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> ProcessStatus {
+    pub(crate) fn snapshot(&self) -> ProcessStatus<H> {
         ProcessStatus {
             state: self.state,
             healthy: self.healthy(),
@@ -123,7 +139,52 @@ impl<C> Entry<C> {
             next_sync_at: self.next_sync_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            handle: self.handle.clone().filter(|_| self.state == ProcessState::Syncing),
         }
+    }
+
+    /// Make `handle` the live one; returns its sequence number, which its
+    /// death report must carry. Replacing an earlier handle is a restart.
+    pub(crate) fn install(&mut self, id: &ProcessId, handle: H, m: &dyn MetricsCollector) -> u64 {
+        if self.handle_seq > 0 {
+            self.restart_count = self.restart_count.saturating_add(1);
+            m.process_restart(id);
+        }
+        self.handle = Some(handle);
+        self.handle_seq += 1;
+        self.live_since = Some(Instant::now());
+        self.handle_seq
+    }
+
+    /// The handle `seq` died: take it down and, unless the process is
+    /// terminating anyway, count the failure and back off by the crash
+    /// streak (a handle that lived `stable_uptime` or longer starts a new
+    /// streak: kubelet's CrashLoopBackOff rule). Returns the backoff, or
+    /// `None` when the death was no news.
+    pub(crate) fn handle_died(
+        &mut self,
+        id: &ProcessId,
+        seq: u64,
+        message: &str,
+        opts: &ProcessManagerOptions,
+        queue: &WorkQueue,
+    ) -> Option<Duration> {
+        if seq != self.handle_seq || self.handle.is_none() || self.state.is_terminating() {
+            return None;
+        }
+        self.handle = None;
+        let lived = self.live_since.map_or(Duration::ZERO, |since| since.elapsed());
+        self.crash_streak = if lived < opts.stable_uptime {
+            self.crash_streak.saturating_add(1)
+        } else {
+            1
+        };
+        let m = &*opts.metrics;
+        self.failed(id, ErrorKind::Sync, message, m);
+        let delay = self.backoff_delay(opts.backoff_period, self.crash_streak);
+        self.schedule(id, delay, queue, m);
+        m.work_queue_backoff_duration(id, delay);
+        Some(delay)
     }
 
     pub(crate) fn healthy(&self) -> bool {

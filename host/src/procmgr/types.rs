@@ -10,8 +10,9 @@ use tokio::time::Instant;
 
 /// Identifies one managed process (`shared`, `ns:<namespace>`, `session:<id>`).
 ///
-/// Cheap to clone: the text is shared.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Cheap to clone: the text is shared. Serialised as its text.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(from = "String", into = "String")]
 pub struct ProcessId(Arc<str>);
 
 impl ProcessId {
@@ -48,6 +49,30 @@ impl From<&str> for ProcessId {
 impl From<String> for ProcessId {
     fn from(id: String) -> Self {
         Self(Arc::from(id))
+    }
+}
+
+impl From<ProcessId> for String {
+    fn from(id: ProcessId) -> String {
+        id.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for ProcessId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<String> for ProcessId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<&str> for ProcessId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
     }
 }
 
@@ -204,8 +229,12 @@ impl<C> ProcessUpdate<C> {
 }
 
 /// Snapshot of one process, published on its watch channel at every change.
+///
+/// `H` is the syncer's [`Managed`](super::Managed) handle: present while the
+/// process is Syncing and its handle is not known to have died, so a caller
+/// waits on one watch for "live, and here is how to reach it".
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProcessStatus {
+pub struct ProcessStatus<H = ()> {
     /// Current state.
     pub state: ProcessState,
     /// Syncing with fewer than 5 consecutive errors.
@@ -227,9 +256,13 @@ pub struct ProcessStatus {
     pub started_at: Option<Instant>,
     /// When the process reached Finished (uptime stops there).
     pub finished_at: Option<Instant>,
+    /// The live handle: set while Syncing with a handle procmgr has not
+    /// seen die. Check [`Managed::is_live`](super::Managed::is_live) before
+    /// use: it may have died a moment before procmgr heard.
+    pub handle: Option<H>,
 }
 
-impl ProcessStatus {
+impl<H> ProcessStatus<H> {
     pub(crate) fn starting() -> Self {
         Self {
             state: ProcessState::Starting,
@@ -242,6 +275,7 @@ impl ProcessStatus {
             next_sync_at: None,
             started_at: None,
             finished_at: None,
+            handle: None,
         }
     }
 

@@ -19,13 +19,13 @@ use super::types::{ProcessId, ProcessState, ProcessStatus};
 /// change still sees it. When the process is purged (or replaced by a new
 /// generation) the last status published stays visible.
 #[derive(Debug, Clone)]
-pub struct StatusWatch {
+pub struct StatusWatch<H = ()> {
     id: ProcessId,
-    rx: watch::Receiver<ProcessStatus>,
+    rx: watch::Receiver<ProcessStatus<H>>,
 }
 
-impl StatusWatch {
-    pub(crate) fn new(id: ProcessId, rx: watch::Receiver<ProcessStatus>) -> Self {
+impl<H: Clone> StatusWatch<H> {
+    pub(crate) fn new(id: ProcessId, rx: watch::Receiver<ProcessStatus<H>>) -> Self {
         Self { id, rx }
     }
 
@@ -35,7 +35,7 @@ impl StatusWatch {
     }
 
     /// The latest status.
-    pub fn current(&self) -> ProcessStatus {
+    pub fn current(&self) -> ProcessStatus<H> {
         self.rx.borrow().clone()
     }
 
@@ -49,8 +49,8 @@ impl StatusWatch {
     /// purged before that.
     pub async fn wait_for(
         &mut self,
-        predicate: impl FnMut(&ProcessStatus) -> bool,
-    ) -> Result<ProcessStatus, ProcmgrError> {
+        predicate: impl FnMut(&ProcessStatus<H>) -> bool,
+    ) -> Result<ProcessStatus<H>, ProcmgrError> {
         match self.rx.wait_for(predicate).await {
             Ok(status) => Ok(status.clone()),
             Err(_closed) => Err(ProcmgrError::ProcessGone { id: self.id.clone() }),
@@ -61,9 +61,9 @@ impl StatusWatch {
     /// [`ProcmgrError::WaitTimeout`] after `timeout`.
     pub async fn wait_for_timeout(
         &mut self,
-        predicate: impl FnMut(&ProcessStatus) -> bool,
+        predicate: impl FnMut(&ProcessStatus<H>) -> bool,
         timeout: Duration,
-    ) -> Result<ProcessStatus, ProcmgrError> {
+    ) -> Result<ProcessStatus<H>, ProcmgrError> {
         match tokio::time::timeout(timeout, self.wait_for(predicate)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(ProcmgrError::WaitTimeout {
@@ -74,7 +74,7 @@ impl StatusWatch {
     }
 
     /// Wait for the next published change and return it.
-    pub async fn changed(&mut self) -> Result<ProcessStatus, ProcmgrError> {
+    pub async fn changed(&mut self) -> Result<ProcessStatus<H>, ProcmgrError> {
         match self.rx.changed().await {
             Ok(()) => Ok(self.rx.borrow_and_update().clone()),
             Err(_closed) => Err(ProcmgrError::ProcessGone { id: self.id.clone() }),

@@ -16,11 +16,10 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::Plugin as PluginWorld;
 use super::bindings::bulkhead::plugin::types::{Error as GuestError, Request as GuestRequest};
-use super::error::CallError;
+use super::error::{CallFailure, GuestFault, HostFailure};
 use super::plugin::{InstanceMode, Plugin};
 use super::state::{CallState, LogTags, SharedTags};
 use super::{CallLimits, Sandbox, wasi};
-use crate::ErrorKind;
 use crate::names::{Namespace, SessionId};
 
 /// One call's input.
@@ -73,64 +72,56 @@ pub(crate) fn describe(err: &wasmtime::Error) -> String {
     }
 }
 
-/// Maps a failed instantiation or call onto its kind.
-fn classify(err: &wasmtime::Error, memory_refused: bool, limits: &CallLimits) -> CallError {
+/// Maps a failed instantiation or call onto the guest's fault.
+fn classify(err: &wasmtime::Error, memory_refused: bool, limits: &CallLimits) -> GuestFault {
     match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => CallError::new(
-            ErrorKind::FuelExhausted,
-            format!(
-                "the call used all of its {} units of fuel",
-                limits.fuel.unwrap_or(u64::MAX)
-            ),
-        ),
+        Some(Trap::OutOfFuel) => GuestFault::Fuel {
+            limit: limits.fuel.unwrap_or(u64::MAX),
+        },
         Some(Trap::Interrupt) => timed_out(limits),
-        _ if memory_refused => CallError::new(
-            ErrorKind::MemoryLimit,
-            format!(
-                "the guest tried to grow its memory past the limit of {} bytes ({})",
-                limits.memory,
-                describe(err)
-            ),
-        ),
-        _ => CallError::new(ErrorKind::GuestTrap, describe(err)),
+        _ if memory_refused => GuestFault::Memory {
+            limit: limits.memory,
+            detail: describe(err),
+        },
+        _ => GuestFault::Trap(describe(err)),
     }
 }
 
-fn timed_out(limits: &CallLimits) -> CallError {
-    CallError::new(
-        ErrorKind::Timeout,
-        format!("the call ran past its timeout of {} ms", limits.timeout.as_millis()),
-    )
+fn timed_out(limits: &CallLimits) -> GuestFault {
+    GuestFault::Timeout { limit: limits.timeout }
 }
 
-/// The host could not set up the call (its data directory is unusable):
-/// not the guest's fault, and worth retrying once an operator has looked.
-fn host_failure(err: std::io::Error) -> CallError {
-    tracing::error!("cannot prepare a call's /data: {err}");
-    CallError::new(
-        ErrorKind::WorkerUnavailable,
-        format!("the host cannot prepare {}: {err}", wasi::GUEST_DATA_DIR),
-    )
+/// The host could not set up the call (its data directory is unusable).
+fn data_dir_failure(err: std::io::Error) -> HostFailure {
+    tracing::error!("cannot prepare a call's {}: {err}", wasi::GUEST_DATA_DIR);
+    HostFailure::DataDir {
+        message: err.to_string(),
+    }
 }
 
-fn guest_error(err: GuestError) -> CallError {
-    let message = match err {
+fn guest_error(err: GuestError) -> GuestFault {
+    GuestFault::Error(match err {
         GuestError::InvalidInput(msg) => format!("invalid input: {msg}"),
         GuestError::Failed(msg) => msg,
-    };
-    CallError::new(ErrorKind::GuestError, message)
+    })
 }
 
 impl Sandbox {
     /// Runs `request` through `plugin` under `limits`.
-    pub async fn call(&self, plugin: &Plugin, request: Request, limits: &CallLimits) -> Result<CallOutput, CallError> {
+    pub async fn call(
+        &self,
+        plugin: &Plugin,
+        request: Request,
+        limits: &CallLimits,
+    ) -> Result<CallOutput, CallFailure> {
         if let Some(bound) = self.bound_namespace()
             && *bound != request.namespace
         {
-            return Err(CallError::new(
-                ErrorKind::Forbidden,
-                format!("this sandbox serves namespace {bound}, not {}", request.namespace),
-            ));
+            return Err(HostFailure::WrongNamespace {
+                bound: bound.clone(),
+                requested: request.namespace,
+            }
+            .into());
         }
         let started = Instant::now();
         let deadline = started + limits.timeout;
@@ -142,7 +133,7 @@ impl Sandbox {
         };
         let (output, fuel_consumed) = tokio::time::timeout_at(deadline.into(), run)
             .await
-            .map_err(|_| timed_out(limits))??;
+            .map_err(|_| CallFailure::from(timed_out(limits)))??;
         Ok(CallOutput {
             output,
             fuel_consumed,
@@ -150,16 +141,16 @@ impl Sandbox {
         })
     }
 
-    /// A store with the call's fuel, memory limit and deadline, whose only
-    /// directory is `data_dir`.
+    /// A store with the call's fuel, memory limit and `deadline`, whose
+    /// only directory is `data_dir`.
     pub(crate) fn new_store(
         &self,
         data_dir: Option<PathBuf>,
         limits: &CallLimits,
+        deadline: Instant,
         tags: SharedTags,
-    ) -> Result<Store<CallState>, CallError> {
-        let wasi = wasi::wasi_ctx(data_dir.as_deref(), &tags).map_err(host_failure)?;
-        let deadline = Instant::now() + limits.timeout;
+    ) -> Result<Store<CallState>, HostFailure> {
+        let wasi = wasi::wasi_ctx(data_dir.as_deref(), &tags).map_err(data_dir_failure)?;
         let mut store = Store::new(&self.engine, CallState::new(wasi, limits.memory, deadline, tags));
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
@@ -176,9 +167,11 @@ impl Sandbox {
     /// The `/data` an instance of `plugin` serving `namespace` gets: that
     /// namespace's directory, or none when there is no one namespace or the
     /// plugin cannot open files.
-    fn data_dir(&self, plugin: &Plugin, namespace: Option<&Namespace>) -> Result<Option<PathBuf>, CallError> {
+    fn data_dir(&self, plugin: &Plugin, namespace: Option<&Namespace>) -> Result<Option<PathBuf>, HostFailure> {
         match namespace {
-            Some(namespace) if plugin.opens_files => self.data.namespace_dir(namespace).map(Some).map_err(host_failure),
+            Some(namespace) if plugin.opens_files => {
+                self.data.namespace_dir(namespace).map(Some).map_err(data_dir_failure)
+            }
             _ => Ok(None),
         }
     }
@@ -189,10 +182,10 @@ impl Sandbox {
         request: Request,
         limits: &CallLimits,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, u64), CallError> {
+    ) -> Result<(Vec<u8>, u64), CallFailure> {
         let data_dir = self.data_dir(plugin, Some(&request.namespace))?;
         let mut fresh = self.instantiate(plugin, &request, data_dir, limits, deadline).await?;
-        invoke(&mut fresh.store, &fresh.world, request, limits).await
+        Ok(invoke(&mut fresh.store, &fresh.world, request, limits).await?)
     }
 
     /// A new instance of `plugin` for `request`'s caller, whose only
@@ -204,13 +197,12 @@ impl Sandbox {
         data_dir: Option<PathBuf>,
         limits: &CallLimits,
         deadline: Instant,
-    ) -> Result<Resident, CallError> {
+    ) -> Result<Resident, CallFailure> {
         let tags = Arc::new(Mutex::new(tags_for(plugin, request)));
-        let mut store = self.new_store(data_dir, limits, tags)?;
-        store.data_mut().deadline = deadline;
+        let mut store = self.new_store(data_dir, limits, deadline, tags)?;
         match plugin.pre.instantiate_async(&mut store).await {
             Ok(world) => Ok(Resident { store, world }),
-            Err(e) => Err(classify(&e, store.data().limiter.refused(), limits)),
+            Err(e) => Err(classify(&e, store.data().limiter.refused(), limits).into()),
         }
     }
 
@@ -220,7 +212,7 @@ impl Sandbox {
         request: Request,
         limits: &CallLimits,
         deadline: Instant,
-    ) -> Result<(Vec<u8>, u64), CallError> {
+    ) -> Result<(Vec<u8>, u64), CallFailure> {
         let mut slot = plugin.resident.lock().await;
         // Taken out while the call runs: if the call traps or is cancelled,
         // the instance is dropped with it and never put back.
@@ -243,14 +235,12 @@ impl Sandbox {
             }
         };
         let result = invoke(&mut resident.store, &resident.world, request, limits).await;
-        let keep = match &result {
-            Ok(_) => true,
-            Err(e) => e.kind == ErrorKind::GuestError,
-        };
-        if keep {
+        // The guest's own error leaves the instance between calls; a trap or
+        // a limit leaves it mid-call, so it is dropped.
+        if matches!(result, Ok(_) | Err(GuestFault::Error(_))) {
             *slot = Some(resident);
         }
-        result
+        Ok(result?)
     }
 }
 
@@ -270,7 +260,7 @@ async fn invoke(
     world: &PluginWorld,
     request: Request,
     limits: &CallLimits,
-) -> Result<(Vec<u8>, u64), CallError> {
+) -> Result<(Vec<u8>, u64), GuestFault> {
     // `prepare` filled the tank just before instantiation or this call.
     let fuel_before = limits.fuel.unwrap_or(u64::MAX);
     let request = GuestRequest {

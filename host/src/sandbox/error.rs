@@ -1,9 +1,21 @@
-//! The sandbox's errors: why a plugin was refused, why a call failed, and the
-//! host-side failures that are neither.
+//! The sandbox's errors: why a plugin was refused, why a call failed (the
+//! guest's fault, or the host's), and the host-side failures that are
+//! neither.
+//!
+//! A failed call is a [`CallFailure`]: a [`GuestFault`] (the guest's own
+//! error, a trap, or a limit it ran into) or a [`HostFailure`] (the call
+//! could not be run for reasons that are not the guest's). It travels from
+//! the worker to the host over IPC as it is, and each enum maps itself onto
+//! the contract's kinds in one `kind()`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use super::wasi::GUEST_DATA_DIR;
 use crate::ErrorKind;
+use crate::names::Namespace;
 
 /// Why an upload is not a valid component of the `bulkhead:plugin` world.
 /// Every variant maps to the `invalid_plugin` kind; the message says what is
@@ -73,22 +85,89 @@ impl PluginError {
     }
 }
 
-/// A failed call: one contract kind and a message for the caller.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct CallError {
-    /// One of `guest_error`, `guest_trap`, `fuel_exhausted`, `memory_limit`,
-    /// `timeout` (or `forbidden` for a request outside a bound sandbox).
-    pub kind: ErrorKind,
-    /// What happened, for the caller.
-    pub message: String,
+/// A call that failed because of what the guest did.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum GuestFault {
+    /// The guest returned its own `error` (the message as it gave it; an
+    /// `invalid-input` one is prefixed with `invalid input: `).
+    #[error("{0}")]
+    Error(String),
+    /// The guest trapped: a panic, `unreachable`, a stack overflow.
+    #[error("{0}")]
+    Trap(String),
+    /// The call used all of its fuel.
+    #[error("the call used all of its {limit} units of fuel")]
+    Fuel { limit: u64 },
+    /// The guest tried to grow its memories and tables past the limit.
+    #[error("the guest tried to grow its memory past the limit of {limit} bytes ({detail})")]
+    Memory { limit: u64, detail: String },
+    /// The call ran past its wall-clock deadline.
+    #[error("the call ran past its timeout of {} ms", limit.as_millis())]
+    Timeout { limit: Duration },
+    /// The guest returned more than a reply may carry.
+    #[error("the output of {size} bytes is over the limit of {limit} bytes")]
+    OutputTooLarge { size: usize, limit: usize },
 }
 
-impl CallError {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
+impl GuestFault {
+    /// The contract kind.
+    pub const fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Error(_) | Self::OutputTooLarge { .. } => ErrorKind::GuestError,
+            Self::Trap(_) => ErrorKind::GuestTrap,
+            Self::Fuel { .. } => ErrorKind::FuelExhausted,
+            Self::Memory { .. } => ErrorKind::MemoryLimit,
+            Self::Timeout { .. } => ErrorKind::Timeout,
+        }
+    }
+}
+
+/// A call that could not be run, through no fault of the guest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum HostFailure {
+    /// The sandbox is bound to another namespace.
+    #[error("this sandbox serves namespace {bound}, not {requested}")]
+    WrongNamespace { bound: Namespace, requested: Namespace },
+    /// The worker has no plugin of that name.
+    #[error("no plugin named {name:?}")]
+    PluginNotFound { name: String },
+    /// The namespace's data directory cannot be prepared: worth retrying
+    /// once an operator has looked.
+    #[error("the host cannot prepare {GUEST_DATA_DIR}: {message}")]
+    DataDir { message: String },
+    /// The worker is draining its calls before it exits.
+    #[error("the worker is shutting down")]
+    ShuttingDown,
+}
+
+impl HostFailure {
+    /// The contract kind.
+    pub const fn kind(&self) -> ErrorKind {
+        match self {
+            Self::WrongNamespace { .. } => ErrorKind::Forbidden,
+            Self::PluginNotFound { .. } => ErrorKind::PluginNotFound,
+            Self::DataDir { .. } | Self::ShuttingDown => ErrorKind::WorkerUnavailable,
+        }
+    }
+}
+
+/// Why a call failed: the guest's fault or the host's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CallFailure {
+    /// What the guest did.
+    #[error(transparent)]
+    Guest(#[from] GuestFault),
+    /// What the host could not do.
+    #[error(transparent)]
+    Host(#[from] HostFailure),
+}
+
+impl CallFailure {
+    /// The contract kind.
+    pub const fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Guest(fault) => fault.kind(),
+            Self::Host(failure) => failure.kind(),
         }
     }
 }

@@ -4,9 +4,10 @@
 //!
 //! It knows nothing of processes: the worker process runs one [`Sandbox`],
 //! and tests and benches run it in-process. Every way a call can fail comes
-//! back as a [`CallError`] whose kind is one of `guest_error`, `guest_trap`,
-//! `fuel_exhausted`, `memory_limit` or `timeout`; every way an upload can be
-//! wrong comes back as [`InvalidPlugin`].
+//! back as a [`CallFailure`]: a [`GuestFault`] (`guest_error`, `guest_trap`,
+//! `fuel_exhausted`, `memory_limit`, `timeout`) or a [`HostFailure`] (a
+//! request outside a bound sandbox, an unusable data directory); every way
+//! an upload can be wrong comes back as [`InvalidPlugin`].
 
 mod bindings;
 mod cache;
@@ -29,9 +30,9 @@ use self::cache::CompileCache;
 pub use self::cache::{Sha256Digest, sha256};
 pub use self::call::{CallOutput, Request};
 use self::engine::EpochTicker;
-pub use self::error::{CallError, InvalidPlugin, PluginError, SandboxError};
+pub use self::error::{CallFailure, GuestFault, HostFailure, InvalidPlugin, PluginError, SandboxError};
 pub use self::limits::CallLimits;
-pub use self::plugin::{Compiled, HANDLER_EXPORT, InstanceMode, Plugin};
+pub use self::plugin::{Artifact, Compiled, HANDLER_EXPORT, InstanceMode, Plugin};
 use self::state::CallState;
 use self::wasi::DataRoot;
 pub use self::wasi::GUEST_DATA_DIR;

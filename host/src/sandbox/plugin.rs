@@ -13,7 +13,7 @@ use wasmtime::component::{Component, InstancePre, types::ComponentItem};
 
 use super::bindings::{Plugin as PluginWorld, PluginPre};
 use super::cache::{Sha256Digest, sha256};
-use super::error::{CallError, InvalidPlugin, PluginError};
+use super::error::{CallFailure, GuestFault, InvalidPlugin, PluginError};
 use super::state::CallState;
 use super::{CallLimits, Sandbox};
 
@@ -84,15 +84,22 @@ impl std::str::FromStr for InstanceMode {
     }
 }
 
-/// A plugin compiled into the cache.
+/// A precompiled plugin in the cache: what a worker needs to load it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Compiled {
+pub struct Artifact {
     /// sha256 of the uploaded bytes.
     pub sha256: Sha256Digest,
     /// Size of the upload in bytes.
     pub size: usize,
     /// Where the precompiled artifact is.
-    pub artifact: PathBuf,
+    pub path: PathBuf,
+}
+
+/// The result of one [`Sandbox::compile`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compiled {
+    /// What was compiled, and where it is.
+    pub artifact: Artifact,
     /// Time spent compiling (zero on a cache hit).
     pub compile_time: Duration,
     /// Whether the artifact was already in the cache.
@@ -103,7 +110,7 @@ pub struct Compiled {
 pub struct Plugin {
     pub(crate) name: Arc<str>,
     pub(crate) mode: InstanceMode,
-    pub(crate) compiled: Compiled,
+    pub(crate) artifact: Artifact,
     pub(crate) pre: PluginPre<CallState>,
     /// Whether it imports `wasi:filesystem/preopens`, its only way to a
     /// directory. A plugin without it gets no `/data`: its calls neither
@@ -118,7 +125,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("name", &self.name)
             .field("mode", &self.mode)
-            .field("compiled", &self.compiled)
+            .field("artifact", &self.artifact)
             .finish_non_exhaustive()
     }
 }
@@ -147,8 +154,8 @@ impl Plugin {
     }
 
     /// Where it came from in the compile cache.
-    pub fn compiled(&self) -> &Compiled {
-        &self.compiled
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
     }
 }
 
@@ -193,9 +200,11 @@ impl Sandbox {
             match self.check_artifact(&artifact) {
                 Ok(()) => {
                     return Ok(Compiled {
-                        sha256: digest,
-                        size: bytes.len(),
-                        artifact,
+                        artifact: Artifact {
+                            sha256: digest,
+                            size: bytes.len(),
+                            path: artifact,
+                        },
                         compile_time: Duration::ZERO,
                         cache_hit: true,
                     });
@@ -218,17 +227,19 @@ impl Sandbox {
         let compile_time = started.elapsed();
         self.check_artifact(&artifact)?;
         Ok(Compiled {
-            sha256: digest,
-            size: bytes.len(),
-            artifact,
+            artifact: Artifact {
+                sha256: digest,
+                size: bytes.len(),
+                path: artifact,
+            },
             compile_time,
             cache_hit: false,
         })
     }
 
     /// Loads a compiled plugin for calls.
-    pub fn load(&self, name: &str, compiled: Compiled, mode: InstanceMode) -> Result<Arc<Plugin>, PluginError> {
-        let component = self.deserialize(&compiled.artifact)?;
+    pub fn load(&self, name: &str, artifact: Artifact, mode: InstanceMode) -> Result<Arc<Plugin>, PluginError> {
+        let component = self.deserialize(&artifact.path)?;
         let pre = self.link(&component)?;
         let opens_files = component
             .component_type()
@@ -237,7 +248,7 @@ impl Sandbox {
         Ok(Arc::new(Plugin {
             name: name.into(),
             mode,
-            compiled,
+            artifact,
             pre,
             opens_files,
             resident: tokio::sync::Mutex::new(None),
@@ -248,20 +259,22 @@ impl Sandbox {
     /// so that a fresh process's first real call does not pay for faulting
     /// in the instantiation path and the pool slot. Side-effect free: no
     /// guest function runs (but a component's start code).
-    pub async fn warm_up(&self, plugin: &Plugin) -> Result<(), CallError> {
-        let mut store = self.new_store(None, &CallLimits::default(), super::call::anonymous_tags())?;
+    pub async fn warm_up(&self, plugin: &Plugin) -> Result<(), CallFailure> {
+        let limits = CallLimits::default();
+        let deadline = Instant::now() + limits.timeout;
+        let mut store = self.new_store(None, &limits, deadline, super::call::anonymous_tags())?;
         plugin
             .pre
             .instantiate_async(&mut store)
             .await
             .map(drop)
-            .map_err(|e| CallError::new(crate::ErrorKind::GuestTrap, super::call::describe(&e)))
+            .map_err(|e| GuestFault::Trap(super::call::describe(&e)).into())
     }
 
     /// [`Sandbox::compile`] then [`Sandbox::load`].
     pub fn load_plugin(&self, name: &str, bytes: &[u8], mode: InstanceMode) -> Result<Arc<Plugin>, PluginError> {
         let compiled = self.compile(bytes)?;
-        self.load(name, compiled, mode)
+        self.load(name, compiled.artifact, mode)
     }
 
     fn deserialize(&self, artifact: &Path) -> Result<Component, PluginError> {
@@ -311,11 +324,12 @@ impl Sandbox {
         let component = self.deserialize(artifact)?;
         let pre = self.link(&component)?;
         let limits = CallLimits::default();
+        let deadline = Instant::now() + limits.timeout;
         let mut store = self
-            .new_store(None, &limits, super::call::anonymous_tags())
+            .new_store(None, &limits, deadline, super::call::anonymous_tags())
             .map_err(|e| PluginError::Load {
                 path: artifact.to_owned(),
-                message: e.message,
+                message: e.to_string(),
             })?;
         let instance = tokio_block_on(pre.instance_pre().instantiate_async(&mut store))
             .map_err(|e| InvalidPlugin::Instantiation(super::call::describe(&e)))?;

@@ -1,31 +1,44 @@
 //! Worker processes: spawning them with a clean slate, watching them, pooling
-//! warm ones, and (in [`syncer`]) driving their lives from procmgr.
+//! warm ones, keeping every one of them on the current plugin set, and (in
+//! [`syncer`]) driving their lives from procmgr.
 //!
 //! Process caveats this module takes care of: every spawned worker is reaped
 //! (its exit is noticed through a pidfd the moment it happens); dropping a
 //! worker's handle kills and reaps it; a worker dies with the host even when
 //! the host is SIGKILLed (parent-death signal); a worker still alive at the
 //! end of its grace period is killed.
+//!
+//! Files: `handle.rs` (one worker: spawn, handshake, assignment, calls,
+//! shutdown), `connection.rs` (its requests and replies), `plugins.rs` (the
+//! plugin set every worker follows), `pool.rs` (the warm pool), `syncer.rs`
+//! (procmgr's syncer), `spawner.rs` (the spawner thread), `child.rs` (the OS
+//! process), `cgroup.rs` (per-worker cgroups).
 
 mod cgroup;
 mod child;
+mod connection;
+mod handle;
+mod plugins;
 mod pool;
 mod spawner;
 mod syncer;
-mod worker;
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use self::cgroup::Cgroups;
+pub use self::handle::{OsLimits, WorkerCallError, WorkerHandle, WorkerOutput};
+use self::plugins::PluginSet;
 pub use self::pool::PoolSource;
 use self::pool::WarmPool;
 use self::spawner::Spawner;
 pub use self::spawner::WorkerCommand;
-pub use self::syncer::{Assigned, ExitEvent, PING_TIMEOUT, WorkerSyncer};
-pub use self::worker::{OsLimits, Worker, WorkerCallError, WorkerOutput};
+pub use self::syncer::{AssignedWorker, ExitEvent, PING_TIMEOUT, WorkerSyncer};
 use crate::ipc::{Init, PluginSpec};
 use crate::sandbox::SandboxConfig;
+
+/// A hook told about every exit of an assigned worker (for metrics).
+pub type ExitHook = Arc<dyn Fn(&ExitEvent) + Send + Sync>;
 
 /// Why a worker could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -94,23 +107,19 @@ pub struct SupervisorConfig {
     pub cgroups: bool,
 }
 
-/// Starts workers (fresh or from the warm pool) with the current plugin set.
+/// Starts workers (fresh or from the warm pool) and keeps every one of them
+/// on the current plugin set.
 #[derive(Debug)]
 pub struct Supervisor {
     config: SupervisorConfig,
     spawner: Spawner,
     cgroups: Arc<Cgroups>,
-    plugins: RwLock<Vec<PluginSpec>>,
-    /// Held shared while a worker is started, taken from the pool or
-    /// assigned, and exclusively while the plugin set changes: a change then
-    /// reaches every worker, none can slip between the template and the
-    /// live set.
-    plugin_set: tokio::sync::RwLock<()>,
+    plugins: PluginSet,
     pool: WarmPool,
 }
 
 impl Supervisor {
-    /// Starts the spawner thread and the warm pool.
+    /// Starts the spawner thread and the warm pool, serving `plugins`.
     pub fn new(config: SupervisorConfig, plugins: Vec<PluginSpec>) -> std::io::Result<Arc<Self>> {
         let cgroups = Arc::new(if config.cgroups {
             Cgroups::detect()
@@ -121,8 +130,7 @@ impl Supervisor {
         let supervisor = Arc::new(Self {
             spawner: Spawner::start()?,
             cgroups,
-            plugins: RwLock::new(plugins),
-            plugin_set: tokio::sync::RwLock::new(()),
+            plugins: PluginSet::new(plugins),
             pool: WarmPool::new(config.warm),
             config,
         });
@@ -130,33 +138,29 @@ impl Supervisor {
         Ok(supervisor)
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &SupervisorConfig {
-        &self.config
-    }
-
-    fn init(&self) -> Init {
-        Init {
+    /// Spawns a worker with the current plugin set and waits until it is
+    /// ready (not assigned); from then on it follows every plugin change.
+    pub(crate) async fn spawn_worker(&self) -> Result<Arc<WorkerHandle>, StartError> {
+        let loaded = self.plugins.snapshot();
+        let init = Init {
             sandbox: self.config.sandbox.clone(),
-            plugins: self.plugins.read().unwrap_or_else(PoisonError::into_inner).clone(),
-        }
-    }
-
-    /// Spawns a worker and waits until it is ready (not assigned).
-    pub async fn spawn_worker(&self) -> Result<Arc<Worker>, StartError> {
-        Worker::start(
+            plugins: loaded.values().cloned().collect(),
+        };
+        let worker = WorkerHandle::start(
             &self.spawner,
             self.config.command.clone(),
             &self.cgroups,
             &self.config.os_limits,
-            self.init(),
+            init,
             self.config.start_timeout,
         )
-        .await
+        .await?;
+        self.plugins.register(&worker, &loaded);
+        Ok(worker)
     }
 
     /// A ready worker: adopted from the pool when one is idle, else spawned.
-    pub async fn acquire(&self) -> Result<(Arc<Worker>, PoolSource), StartError> {
+    pub async fn acquire(&self) -> Result<(Arc<WorkerHandle>, PoolSource), StartError> {
         if let Some(worker) = self.pool.take() {
             return Ok((worker, PoolSource::Pool));
         }
@@ -173,48 +177,33 @@ impl Supervisor {
         self.pool.wait_filled(timeout).await
     }
 
-    /// Holds the plugin set steady while a worker is started or assigned.
-    pub async fn plugin_set_shared(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
-        self.plugin_set.read().await
+    /// The plugin of that name, if there is one.
+    pub fn plugin(&self, name: &str) -> Option<PluginSpec> {
+        self.plugins.get(name)
     }
 
-    /// Holds off every start and assignment while the plugin set changes.
-    pub async fn plugin_set_exclusive(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
-        self.plugin_set.write().await
+    /// Whether a plugin of that name exists.
+    pub fn has_plugin(&self, name: &str) -> bool {
+        self.plugins.contains(name)
     }
 
-    /// Records a plugin added or replaced: new workers load it, and the
-    /// pool's idle workers get it now. Assigned workers are updated by the
-    /// caller, who knows them, while holding [`Supervisor::plugin_set_exclusive`].
-    pub async fn set_plugin(&self, spec: PluginSpec) {
-        {
-            let mut plugins = self.plugins.write().unwrap_or_else(PoisonError::into_inner);
-            plugins.retain(|p| p.name != spec.name);
-            plugins.push(spec.clone());
-        }
-        self.pool
-            .update_idle(|worker| {
-                let spec = spec.clone();
-                async move { worker.add_plugin(spec).await.is_ok() }
-            })
-            .await;
+    /// Every plugin, by name.
+    pub fn plugins(&self) -> Vec<PluginSpec> {
+        self.plugins.list()
     }
 
-    /// Records a plugin removed; the pool's idle workers drop it now.
-    pub async fn remove_plugin(&self, name: &str) {
-        self.plugins
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|p| p.name != name);
-        self.pool
-            .update_idle(|worker| {
-                let name = name.to_owned();
-                async move {
-                    worker.remove_plugin(&name).await;
-                    true
-                }
-            })
-            .await;
+    /// Adds (or atomically replaces) a plugin in every worker, idle and
+    /// assigned, and in every worker started from now on. Returns once each
+    /// live worker has loaded it; one that cannot (or does not answer in
+    /// time) is killed, and procmgr restarts it with the new set. Calls in
+    /// flight finish on the version they started with.
+    pub async fn install(&self, spec: PluginSpec) {
+        self.plugins.set(spec).await;
+    }
+
+    /// Removes a plugin from every worker; `false` if there was none of that name.
+    pub async fn remove(&self, name: &str) -> bool {
+        self.plugins.remove(name).await
     }
 
     /// Stops refilling the pool and kills its idle workers.

@@ -1,19 +1,19 @@
 //! The warm pool: idle workers with the engine up and every plugin loaded,
-//! waiting to be adopted with a single `Assign`.
+//! waiting to be adopted with a single `Assign`. They follow plugin changes
+//! like every other worker (the plugin set knows them).
 //!
 //! A background task keeps the pool at its target size: it refills when a
 //! worker is taken and when an idle worker dies, and it sleeps otherwise (no
 //! polling). Failing spawns are retried with a growing delay.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
-use super::{Supervisor, Worker};
+use super::{Supervisor, WorkerHandle};
 use crate::procmgr::exponential_backoff;
 
 /// Where a process's worker came from; the `source` label of
@@ -43,7 +43,7 @@ const REFILL_DEFER: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub(crate) struct WarmPool {
     target: usize,
-    idle: Mutex<VecDeque<Arc<Worker>>>,
+    idle: Mutex<VecDeque<Arc<WorkerHandle>>>,
     wake: Arc<Notify>,
     size: watch::Sender<usize>,
     closed: AtomicBool,
@@ -60,11 +60,11 @@ impl WarmPool {
         }
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Worker>>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<WorkerHandle>>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn publish(&self, idle: &VecDeque<Arc<Worker>>) {
+    fn publish(&self, idle: &VecDeque<Arc<WorkerHandle>>) {
         self.size.send_replace(idle.len());
     }
 
@@ -73,7 +73,7 @@ impl WarmPool {
     }
 
     /// An idle, live worker, if there is one; the pool refills behind it.
-    pub(crate) fn take(&self) -> Option<Arc<Worker>> {
+    pub(crate) fn take(&self) -> Option<Arc<WorkerHandle>> {
         let mut idle = self.idle();
         let taken = loop {
             match idle.pop_front() {
@@ -96,29 +96,11 @@ impl WarmPool {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Applies `update` to every idle worker; those for which it fails are
-    /// dropped (and so killed) and replaced.
-    pub(crate) async fn update_idle<F, Fut>(&self, update: F)
-    where
-        F: Fn(Arc<Worker>) -> Fut,
-        Fut: Future<Output = bool>,
-    {
-        let workers: Vec<Arc<Worker>> = self.idle().iter().cloned().collect();
-        for worker in workers {
-            if !update(Arc::clone(&worker)).await {
-                let mut idle = self.idle();
-                idle.retain(|w| !Arc::ptr_eq(w, &worker));
-                self.publish(&idle);
-                self.wake.notify_one();
-            }
-        }
-    }
-
     /// Stops the refill task and drops (kills) every idle worker.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
         self.wake.notify_one();
-        let workers: Vec<Arc<Worker>> = self.idle().drain(..).collect();
+        let workers: Vec<Arc<WorkerHandle>> = self.idle().drain(..).collect();
         self.size.send_replace(0);
         for worker in workers {
             worker.kill();
@@ -165,7 +147,6 @@ impl WarmPool {
                     woken.await;
                     continue;
                 }
-                let plugin_set = supervisor.plugin_set_shared().await;
                 let spawned = supervisor.spawn_worker().await;
                 match spawned {
                     Ok(worker) => {
@@ -177,14 +158,11 @@ impl WarmPool {
                         }
                         idle.push_back(worker);
                         pool.publish(&idle);
-                        drop(idle);
-                        drop(plugin_set);
                     }
                     Err(e) => {
                         let delay = exponential_backoff(failures, Duration::from_millis(100), Duration::from_secs(10));
                         failures += 1;
                         tracing::warn!("warm pool: cannot start a worker ({e}); retrying in {delay:?}");
-                        drop(plugin_set);
                         drop(supervisor);
                         tokio::time::sleep(delay).await;
                     }
@@ -195,7 +173,7 @@ impl WarmPool {
 }
 
 /// Wakes the refill task when `worker` disconnects (dies or is dropped).
-fn watch_death(pool_owner: &Weak<Supervisor>, worker: &Arc<Worker>) {
+fn watch_death(pool_owner: &Weak<Supervisor>, worker: &Arc<WorkerHandle>) {
     let mut gone = worker.disconnected();
     let owner = Weak::clone(pool_owner);
     tokio::spawn(async move {

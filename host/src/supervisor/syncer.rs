@@ -1,101 +1,118 @@
 //! [`WorkerSyncer`]: the procmgr syncer that turns process ids into worker
-//! processes.
+//! processes, and [`AssignedWorker`], the handle procmgr holds for a live
+//! process.
 //!
-//! - sync: adopt a warm worker (or spawn one) and assign it; a worker found
-//!   dead is replaced and counted as a restart; a resync pings the worker and
-//!   replaces it when it does not answer.
+//! - sync: with no live worker, adopt a warm one (or spawn one) and assign
+//!   it; procmgr publishes it and watches it for death. A resync pings the
+//!   live worker and replaces it when it does not answer.
 //! - terminating: ask the worker to shut down, kill it at the end of its
 //!   grace period, reap it.
-//! - terminated: forget it (its cgroup goes with its handle).
+//! - terminated: nothing left; procmgr drops the handle (its cgroup goes
+//!   with it).
 //!
-//! A worker's exit is noticed the moment it happens (its pidfd) and reported
-//! on the exits channel, whose consumer tells procmgr (`report_failure`), so
-//! the restart happens after backoff rather than at the next resync.
+//! The syncer keeps no map of its own: procmgr is the one owner of which
+//! worker serves which process, and whether it is live.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
-use super::{PoolSource, Supervisor, Worker, WorkerExit};
-use crate::ipc::Assign;
-use crate::procmgr::{ProcessSyncer, ProcmgrError, SyncContext, SyncOutcome, TerminatingContext, UpdateType};
+use super::{ExitHook, PoolSource, Supervisor, WorkerExit, WorkerHandle};
+use crate::ipc::Assignment;
+use crate::procmgr::{
+    Managed, ProcessId, ProcessSyncer, ProcmgrError, SyncContext, SyncOutcome, TerminatingContext, UpdateType,
+};
 
 /// How long a resync waits for a pong before declaring the worker hung.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A worker that exited, and the process id it served.
+/// A worker that exited while assigned, and the process id it served.
 #[derive(Debug, Clone)]
 pub struct ExitEvent {
-    pub process_id: String,
+    pub process_id: ProcessId,
     pub pid: u32,
-    /// [`Worker::serial`] of the worker that exited.
+    /// [`WorkerHandle::serial`] of the worker that exited.
     pub serial: u64,
     /// How long it had been ready when it exited.
     pub uptime: Duration,
     pub exit: WorkerExit,
 }
 
-/// The worker currently serving one process id.
+/// The worker serving one process id: procmgr's handle of a live process.
 #[derive(Debug, Clone)]
-pub struct Assigned {
-    pub worker: Arc<Worker>,
-    /// Where it came from and how long it took to get it assigned.
-    pub source: PoolSource,
-    pub start_time: Duration,
+pub struct AssignedWorker {
+    worker: Arc<WorkerHandle>,
+    source: PoolSource,
+    start_time: Duration,
+}
+
+impl AssignedWorker {
+    /// The worker.
+    pub fn worker(&self) -> &Arc<WorkerHandle> {
+        &self.worker
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> PoolSource {
+        self.source
+    }
+
+    /// How long it took to get it ready and assigned.
+    pub fn start_time(&self) -> Duration {
+        self.start_time
+    }
+}
+
+impl Managed for AssignedWorker {
+    fn is_live(&self) -> bool {
+        self.worker.is_alive()
+    }
+
+    fn died(&self) -> impl Future<Output = String> + Send + 'static {
+        let worker = Arc::clone(&self.worker);
+        async move {
+            let exit = worker.exit().await;
+            format!(
+                "worker pid {} exited ({}): {}",
+                worker.pid(),
+                exit.reason.as_str(),
+                exit.status
+            )
+        }
+    }
 }
 
 /// The procmgr syncer for worker processes.
-#[derive(Debug)]
 pub struct WorkerSyncer {
     supervisor: Arc<Supervisor>,
-    workers: Mutex<HashMap<String, Assigned>>,
-    exits: mpsc::UnboundedSender<ExitEvent>,
+    on_exit: Option<ExitHook>,
 }
 
-fn hook_error(message: impl std::fmt::Display) -> ProcmgrError {
-    ProcmgrError::Hook {
-        message: message.to_string(),
+impl std::fmt::Debug for WorkerSyncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSyncer")
+            .field("supervisor", &self.supervisor)
+            .finish_non_exhaustive()
     }
 }
 
 impl WorkerSyncer {
-    /// A syncer starting workers through `supervisor`; exits are sent on `exits`.
-    pub fn new(supervisor: Arc<Supervisor>, exits: mpsc::UnboundedSender<ExitEvent>) -> Self {
-        Self {
-            supervisor,
-            workers: Mutex::default(),
-            exits,
-        }
+    /// A syncer starting workers through `supervisor`; `on_exit` is told of
+    /// every exit of an assigned worker.
+    pub fn new(supervisor: Arc<Supervisor>, on_exit: Option<ExitHook>) -> Self {
+        Self { supervisor, on_exit }
     }
 
-    /// The supervisor.
-    pub fn supervisor(&self) -> &Arc<Supervisor> {
-        &self.supervisor
-    }
-
-    fn workers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Assigned>> {
-        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The worker assigned to `process_id`, alive or not.
-    pub fn assigned(&self, process_id: &str) -> Option<Assigned> {
-        self.workers().get(process_id).cloned()
-    }
-
-    /// Every assigned worker, by process id.
-    pub fn all_assigned(&self) -> Vec<(String, Assigned)> {
-        self.workers().iter().map(|(id, a)| (id.clone(), a.clone())).collect()
-    }
-
-    async fn start(&self, ctx: &SyncContext, spec: &Assign) -> Result<Assigned, ProcmgrError> {
+    async fn start(
+        &self,
+        ctx: &SyncContext<AssignedWorker>,
+        assignment: &Assignment,
+    ) -> Result<AssignedWorker, ProcmgrError> {
         let started = Instant::now();
         let acquire = async {
-            let (worker, source) = self.supervisor.acquire().await.map_err(hook_error)?;
-            if let Err(e) = worker.assign(spec.clone()) {
+            let (worker, source) = self.supervisor.acquire().await.map_err(ProcmgrError::hook)?;
+            if let Err(e) = worker.assign(assignment.clone()) {
                 worker.kill();
-                return Err(hook_error(e));
+                return Err(ProcmgrError::hook(e));
             }
             Ok((worker, source))
         };
@@ -103,24 +120,23 @@ impl WorkerSyncer {
             acquired = acquire => acquired?,
             () = ctx.token().cancelled() => return Err(ProcmgrError::Cancelled),
         };
-        let assigned = Assigned {
+        self.report_exit(&assignment.process_id, &worker);
+        Ok(AssignedWorker {
             worker,
             source,
             start_time: started.elapsed(),
-        };
-        self.watch_exit(&spec.process_id, &assigned.worker);
-        Ok(assigned)
+        })
     }
 
-    fn watch_exit(&self, process_id: &str, worker: &Arc<Worker>) {
-        let exits = self.exits.clone();
-        let process_id = process_id.to_owned();
+    /// Tells `on_exit` when `worker` exits.
+    fn report_exit(&self, process_id: &ProcessId, worker: &Arc<WorkerHandle>) {
+        let Some(hook) = self.on_exit.clone() else { return };
+        let process_id = process_id.clone();
         let worker = Arc::clone(worker);
         tokio::spawn(async move {
             let exit = worker.exit().await;
-            let uptime = worker.uptime();
-            let _ = exits.send(ExitEvent {
-                uptime,
+            hook(&ExitEvent {
+                uptime: worker.uptime(),
                 process_id,
                 pid: worker.pid(),
                 serial: worker.serial(),
@@ -131,55 +147,58 @@ impl WorkerSyncer {
 }
 
 impl ProcessSyncer for WorkerSyncer {
-    type Config = Assign;
+    type Config = Assignment;
+    type Handle = AssignedWorker;
 
     async fn sync_process(
         &self,
-        ctx: SyncContext,
+        ctx: SyncContext<AssignedWorker>,
         update_type: UpdateType,
-        spec: &Assign,
-    ) -> Result<SyncOutcome, ProcmgrError> {
-        let current = self.assigned(&spec.process_id);
-        if let Some(current) = &current
-            && current.worker.is_alive()
+        assignment: &Assignment,
+    ) -> Result<SyncOutcome<AssignedWorker>, ProcmgrError> {
+        let current = ctx.current();
+        if let Some(current) = current
+            && current.is_live()
         {
             if update_type != UpdateType::Sync || current.worker.ping(PING_TIMEOUT).await {
                 return Ok(SyncOutcome::running());
             }
-            tracing::warn!(process_id = %spec.process_id, pid = current.worker.pid(), "worker did not answer a ping; replacing it");
+            tracing::warn!(process_id = %assignment.process_id, pid = current.worker.pid(), "worker did not answer a ping; replacing it");
             current.worker.kill();
         }
-        let restarted = current.is_some();
-        let supervisor = Arc::clone(&self.supervisor);
-        let _plugin_set = supervisor.plugin_set_shared().await;
-        let assigned = self.start(&ctx, spec).await?;
+        let assigned = self.start(&ctx, assignment).await?;
         tracing::info!(
-            process_id = %spec.process_id,
+            process_id = %assignment.process_id,
             pid = assigned.worker.pid(),
             source = assigned.source.as_str(),
-            restarted,
+            restarted = current.is_some(),
             "worker assigned in {:?}",
             assigned.start_time
         );
-        self.workers().insert(spec.process_id.clone(), assigned);
-        Ok(SyncOutcome {
-            terminal: false,
-            restarted,
-        })
+        Ok(SyncOutcome::started(assigned))
     }
 
-    async fn sync_terminating_process(&self, ctx: TerminatingContext, spec: &Assign) -> Result<(), ProcmgrError> {
-        let Some(assigned) = self.assigned(&spec.process_id) else {
+    async fn sync_terminating_process(
+        &self,
+        ctx: TerminatingContext<AssignedWorker>,
+        assignment: &Assignment,
+    ) -> Result<(), ProcmgrError> {
+        let Some(assigned) = ctx.current() else {
             return Ok(());
         };
-        let since = (ctx.deadline() - ctx.grace_period()).into_std();
-        let exit = assigned.worker.shutdown(since, ctx.grace_updates()).await;
-        tracing::info!(process_id = %spec.process_id, pid = assigned.worker.pid(), reason = exit.reason.as_str(), "worker stopped: {}", exit.status);
+        let exit = assigned
+            .worker
+            .shutdown(ctx.terminating_since().into_std(), ctx.grace_updates())
+            .await;
+        tracing::info!(process_id = %assignment.process_id, pid = assigned.worker.pid(), reason = exit.reason.as_str(), "worker stopped: {}", exit.status);
         Ok(())
     }
 
-    async fn sync_terminated_process(&self, _ctx: SyncContext, spec: &Assign) -> Result<(), ProcmgrError> {
-        self.workers().remove(&spec.process_id);
+    async fn sync_terminated_process(
+        &self,
+        _ctx: SyncContext<AssignedWorker>,
+        _assignment: &Assignment,
+    ) -> Result<(), ProcmgrError> {
         Ok(())
     }
 }

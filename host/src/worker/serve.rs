@@ -7,9 +7,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-use crate::ErrorKind;
-use crate::ipc::{self, Assign, FrameError, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
-use crate::sandbox::{Plugin, Request, Sandbox};
+use crate::ipc::{self, Assignment, FrameError, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+use crate::sandbox::{CallFailure, GuestFault, HostFailure, InstanceMode, Plugin, Request, Sandbox};
 
 /// Why a worker stopped other than by being told to.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +42,7 @@ where
         protocol: ipc::PROTOCOL_VERSION,
         pid: std::process::id(),
     });
-    let mut worker = Worker {
+    let mut state = WorkerState {
         sandbox: None,
         plugins: HashMap::new(),
         out,
@@ -58,14 +57,14 @@ where
             Some(Err(e)) => break Err(e.into()),
             Some(Ok(message)) => message,
         };
-        match worker.handle(message).await {
+        match state.handle(message).await {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stop) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
     // Dropping the sender lets the writer flush what is queued and end.
-    drop(worker);
+    drop(state);
     let _ = writer.await;
     result
 }
@@ -75,14 +74,16 @@ enum Flow {
     Stop,
 }
 
-struct Worker {
+/// What the worker process holds: its sandbox once `Init` built it, the
+/// loaded plugins, the queue to the writer task and the calls in flight.
+struct WorkerState {
     sandbox: Option<Arc<Sandbox>>,
     plugins: HashMap<String, Arc<Plugin>>,
     out: mpsc::UnboundedSender<FromWorker>,
     calls: TaskTracker,
 }
 
-impl Worker {
+impl WorkerState {
     fn reply(&self, message: FromWorker) {
         // The writer only stops when the host is gone; then nobody listens.
         let _ = self.out.send(message);
@@ -146,7 +147,7 @@ impl Worker {
             }
         }
         for plugin in self.plugins.values() {
-            if plugin.mode() == crate::sandbox::InstanceMode::PerRequest
+            if plugin.mode() == InstanceMode::PerRequest
                 && let Err(e) = sandbox.warm_up(plugin).await
             {
                 tracing::warn!(plugin = plugin.name(), "warm-up instantiation failed: {e}");
@@ -165,7 +166,7 @@ impl Worker {
         WorkerError::Init(message)
     }
 
-    fn assign(&mut self, assign: Assign) -> Result<(), WorkerError> {
+    fn assign(&mut self, assign: Assignment) -> Result<(), WorkerError> {
         let sandbox = self.sandbox("Assign")?;
         if let Some(namespace) = assign.namespace
             && let Err(bound) = sandbox.bind_namespace(namespace.clone())
@@ -184,22 +185,16 @@ impl Worker {
     fn invoke(&mut self, invoke: Invoke) -> Result<(), WorkerError> {
         let sandbox = Arc::clone(self.sandbox("Invoke")?);
         let id = invoke.id;
-        let refuse = |kind, message: String| FromWorker::Result {
+        let refuse = |failure: HostFailure| FromWorker::Result {
             id,
-            outcome: Outcome::Err { kind, message },
+            outcome: Outcome::Err(failure.into()),
         };
         if self.calls.is_closed() {
-            self.reply(refuse(
-                ErrorKind::WorkerUnavailable,
-                "the worker is shutting down".into(),
-            ));
+            self.reply(refuse(HostFailure::ShuttingDown));
             return Ok(());
         }
         let Some(plugin) = self.plugins.get(&invoke.plugin).cloned() else {
-            self.reply(refuse(
-                ErrorKind::PluginNotFound,
-                format!("no plugin named {:?}", invoke.plugin),
-            ));
+            self.reply(refuse(HostFailure::PluginNotFound { name: invoke.plugin }));
             return Ok(());
         };
         let out = self.out.clone();
@@ -210,23 +205,18 @@ impl Worker {
                 payload: invoke.payload,
             };
             let outcome = match sandbox.call(&plugin, request, &invoke.limits).await {
-                Ok(done) if done.output.len() > ipc::MAX_OUTPUT => Outcome::Err {
-                    kind: ErrorKind::GuestError,
-                    message: format!(
-                        "the output of {} bytes is over the limit of {} bytes",
-                        done.output.len(),
-                        ipc::MAX_OUTPUT
-                    ),
-                },
+                Ok(done) if done.output.len() > ipc::MAX_OUTPUT => {
+                    Outcome::Err(CallFailure::Guest(GuestFault::OutputTooLarge {
+                        size: done.output.len(),
+                        limit: ipc::MAX_OUTPUT,
+                    }))
+                }
                 Ok(done) => Outcome::Ok {
                     output: done.output,
                     fuel_consumed: done.fuel_consumed,
                     duration: done.duration,
                 },
-                Err(e) => Outcome::Err {
-                    kind: e.kind,
-                    message: e.message,
-                },
+                Err(failure) => Outcome::Err(failure),
             };
             let _ = out.send(FromWorker::Result { id, outcome });
         });
@@ -236,6 +226,6 @@ impl Worker {
 
 fn load(sandbox: &Sandbox, spec: PluginSpec) -> Result<Arc<Plugin>, String> {
     sandbox
-        .load(&spec.name, spec.compiled, spec.mode)
+        .load(&spec.name, spec.artifact, spec.mode)
         .map_err(|e| format!("plugin {}: {e}", spec.name))
 }

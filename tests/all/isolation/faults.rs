@@ -49,21 +49,19 @@ async fn killing_one_tenants_worker_leaves_the_others_untouched() {
         let host = Arc::clone(&host);
         tokio::spawn(async move { host.call("tenant-a", None, "sleep", "20000").await })
     };
-    // Kill once the call is running on the worker.
-    let manager = host.runtime.manager();
-    while manager.get_process("ns:tenant-a").is_none_or(|p| p.in_flight == 0) {
-        tokio::task::yield_now().await;
-    }
+    // Kill once the call is admitted: sent to the worker or about to be, it
+    // fails with worker_crashed either way.
+    host.wait_load("ns:tenant-a", |load| load.in_flight > 0).await;
     sigkill(pid);
     let err = in_flight.await.unwrap().unwrap_err();
-    assert_eq!(err.kind, ErrorKind::WorkerCrashed, "{err}");
-    assert_eq!(err.process_id.as_deref(), Some("ns:tenant-a"));
+    assert_eq!(err.kind(), ErrorKind::WorkerCrashed, "{err}");
+    assert_eq!(err.process_id.as_ref().map(|id| id.as_str()), Some("ns:tenant-a"));
 
     host.wait_restarted("ns:tenant-a", 1).await;
     assert_eq!(host.ok("tenant-a", None, "echo", "back").await, "back");
-    let process = manager.get_process("ns:tenant-a").unwrap();
+    let process = host.service.process("ns:tenant-a").unwrap();
     assert_eq!(process.status.restart_count, 1);
-    assert_ne!(process.pid, Some(pid));
+    assert_ne!(super::pid(&process), Some(pid));
 
     stop.store(true, Ordering::Relaxed);
     for (ns, task) in [("tenant-b", b), ("tenant-c", c)] {
@@ -107,18 +105,10 @@ async fn guest_faults_are_typed_errors_for_their_tenant_only() {
         ("sleep", "abc", ErrorKind::GuestError),
     ] {
         let err = host.call("tenant-a", None, plugin, payload).await.unwrap_err();
-        assert_eq!(err.kind, kind, "{plugin} {payload}: {err}");
+        assert_eq!(err.kind(), kind, "{plugin} {payload}: {err}");
     }
     assert_eq!(host.ok("tenant-a", None, "echo", "fine").await, "fine");
-    assert_eq!(
-        host.runtime
-            .manager()
-            .get_process("ns:tenant-a")
-            .unwrap()
-            .status
-            .restart_count,
-        0
-    );
+    assert_eq!(host.service.process("ns:tenant-a").unwrap().status.restart_count, 0);
     stop.store(true, Ordering::Relaxed);
     let (calls, errors) = b.await.unwrap();
     assert!(calls > 0 && errors.is_empty(), "tenant-b: {errors:?}");
@@ -139,12 +129,12 @@ async fn a_worker_that_keeps_crashing_is_backed_off_longer_each_time_and_recover
         // Until procmgr's backoff runs out, calls are refused with a retry hint.
         let err = loop {
             match host.call("tenant-a", None, "echo", "x").await {
-                Err(e) if e.kind == ErrorKind::WorkerUnavailable => break e,
-                Err(e) if e.kind == ErrorKind::WorkerCrashed => continue,
+                Err(e) if e.kind() == ErrorKind::WorkerUnavailable => break e,
+                Err(e) if e.kind() == ErrorKind::WorkerCrashed => continue,
                 other => panic!("round {round}: expected worker_unavailable, got {other:?}"),
             }
         };
-        waits.push(err.retry_after.expect("a retry hint"));
+        waits.push(err.retry_after().expect("a retry hint"));
         host.wait_restarted("ns:tenant-a", round).await;
     }
     // Each worker died right after its restart: the backoff grew
@@ -154,7 +144,7 @@ async fn a_worker_that_keeps_crashing_is_backed_off_longer_each_time_and_recover
     assert!(waits[2] <= Duration::from_millis(6250), "{waits:?}");
     // It stopped crashing: calls succeed again.
     assert_eq!(host.ok("tenant-a", None, "echo", "recovered").await, "recovered");
-    let status = host.runtime.manager().get_process("ns:tenant-a").unwrap().status;
+    let status = host.service.process("ns:tenant-a").unwrap().status;
     assert_eq!(status.restart_count, 3);
     assert!(status.healthy);
     host.stop().await;
@@ -192,7 +182,7 @@ async fn a_worker_over_its_cgroup_memory_is_killed_by_the_kernel_and_the_host_ca
     .await;
     host.ok("tenant-b", None, "echo", "ok").await;
     let err = host.call("tenant-a", None, "hog", "").await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::WorkerCrashed, "{err}");
+    assert_eq!(err.kind(), ErrorKind::WorkerCrashed, "{err}");
     assert_eq!(host.ok("tenant-b", None, "echo", "still ok").await, "still ok");
     host.wait_restarted("ns:tenant-a", 1).await;
     let reasons: Vec<_> = host

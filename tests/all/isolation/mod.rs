@@ -1,4 +1,4 @@
-//! The isolation runtime with real worker processes (`bulkhead worker`) and
+//! The service with real worker processes (`bulkhead worker`) and
 //! real guests: routing, faults in one compartment, supervision, admission
 //! and process hygiene.
 
@@ -12,19 +12,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bulkhead::isolation::{
-    ExitHook, InvokeError, InvokeOutput, IsolationConfig, IsolationLevel, Runtime, RuntimeSettings, TenantPolicy,
-};
+use bulkhead::isolation::{IsolationLevel, IsolationSettings, Load, TenantPolicy};
+use bulkhead::procmgr::Managed;
 use bulkhead::procmgr::{ProcessManagerOptions, ProcessState};
 use bulkhead::sandbox::{InstanceMode, SandboxConfig};
-use bulkhead::supervisor::{ExitEvent, OsLimits, SupervisorConfig, WorkerCommand};
+use bulkhead::service::{InvokeError, InvokeOutput, Process, Service, ServiceSettings};
+use bulkhead::supervisor::{ExitEvent, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
 use tempfile::TempDir;
 
-/// A runtime whose workers are the real `bulkhead` binary. Shut down (every
+/// A service whose workers are the real `bulkhead` binary. Shut down (every
 /// worker terminated and reaped) when dropped through [`Host::stop`], and
 /// killed by the workers' handles otherwise.
 pub struct Host {
-    pub runtime: Arc<Runtime>,
+    pub service: Arc<Service>,
     /// Every worker exit, as the isolation manager saw it.
     pub exits: Arc<Mutex<Vec<ExitEvent>>>,
     _tmp: TempDir,
@@ -79,15 +79,14 @@ impl Host {
             let exits = Arc::clone(&exits);
             Arc::new(move |event: &ExitEvent| exits.lock().unwrap().push(event.clone()))
         };
-        let settings = RuntimeSettings {
-            isolation: IsolationConfig {
+        let settings = ServiceSettings {
+            isolation: IsolationSettings {
                 default_policy: policy,
                 grace_period: options.grace,
                 idle_timeout: options.idle_timeout,
                 max_processes: options.max_processes,
                 start_timeout: Duration::from_secs(20),
-                on_exit: Some(on_exit),
-                ..IsolationConfig::default()
+                ..IsolationSettings::default()
             },
             supervisor: SupervisorConfig {
                 command: WorkerCommand {
@@ -108,18 +107,16 @@ impl Host {
             plugins: ["echo", "counter", "spin", "hog", "trap", "sleep", "fs"]
                 .into_iter()
                 .map(|name| {
-                    let mode = if name == "counter" {
-                        InstanceMode::PerProcess
-                    } else {
-                        InstanceMode::PerRequest
-                    };
+                    let mode = bulkhead::builtin::named(name).map_or(InstanceMode::PerRequest, |b| b.mode);
                     (name.to_owned(), guest(name), mode)
                 })
                 .collect(),
+            plugins_dir: tmp.path().join("plugins"),
+            on_exit: Some(on_exit),
         };
-        let runtime = Runtime::start(settings).await.expect("runtime starts");
+        let service = Service::start(settings).await.expect("the service starts");
         Self {
-            runtime,
+            service,
             exits,
             _tmp: tmp,
         }
@@ -132,7 +129,7 @@ impl Host {
         plugin: &str,
         payload: &str,
     ) -> Result<InvokeOutput, InvokeError> {
-        self.runtime
+        self.service
             .invoke(
                 ns.parse().unwrap(),
                 session.map(|s| s.parse().unwrap()),
@@ -152,18 +149,31 @@ impl Host {
     }
 
     pub fn pid_of(&self, process_id: &str) -> u32 {
-        self.runtime
-            .manager()
-            .get_process(process_id)
-            .and_then(|p| p.pid)
+        self.service
+            .process(process_id)
+            .and_then(|p| pid(&p))
             .unwrap_or_else(|| panic!("no live worker for {process_id}"))
+    }
+
+    /// Waits (woken by each change, at most 30 s) until `process_id`'s
+    /// bulkhead load satisfies `predicate`. The compartment must exist (a
+    /// first call made it).
+    pub async fn wait_load(&self, process_id: &str, predicate: impl FnMut(&Load) -> bool) {
+        let admission = self
+            .service
+            .manager()
+            .admission(process_id)
+            .unwrap_or_else(|| panic!("no compartment {process_id}: make a call there first"));
+        admission
+            .wait_for_load(predicate, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("{process_id}: the load waited for never came"));
     }
 
     /// Waits (event-driven, bounded) until the process is Syncing with a
     /// live worker after `restarts` restarts.
     pub async fn wait_restarted(&self, process_id: &str, restarts: u32) {
-        let manager = self.runtime.manager();
-        let mut watch = manager.procmgr().subscribe(process_id).expect("process known");
+        let mut watch = self.service.watch(process_id).expect("process known");
         watch
             .wait_for_timeout(
                 |s| s.state == ProcessState::Syncing && s.restart_count >= restarts && s.error_count == 0,
@@ -175,14 +185,8 @@ impl Host {
 
     /// Terminates every worker and checks that none is left.
     pub async fn stop(self) {
-        let pids: Vec<u32> = self
-            .runtime
-            .manager()
-            .list_processes()
-            .iter()
-            .filter_map(|p| p.pid)
-            .collect();
-        self.runtime
+        let pids: Vec<u32> = self.service.processes().iter().filter_map(pid).collect();
+        self.service
             .shutdown(Instant::now() + Duration::from_secs(30))
             .await
             .expect("clean shutdown");
@@ -190,6 +194,12 @@ impl Host {
             assert!(!is_running(pid), "worker {pid} survived shutdown");
         }
     }
+}
+
+/// The pid of `process`'s live worker, if it has one.
+pub fn pid(process: &Process) -> Option<u32> {
+    let handle = process.status.handle.as_ref().filter(|h| h.is_live())?;
+    Some(handle.worker().pid())
 }
 
 /// The direct children of `pid`, from /proc.

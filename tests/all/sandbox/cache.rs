@@ -14,12 +14,11 @@ fn a_second_load_of_the_same_plugin_hits_the_compile_cache() {
     let bytes = std::fs::read(guest_path("echo")).unwrap();
     let first = sandbox.compile(&bytes).unwrap();
     assert!(!first.cache_hit);
-    assert!(first.artifact.is_file());
+    assert!(first.artifact.path.is_file());
     let second = sandbox.compile(&bytes).unwrap();
     assert!(second.cache_hit, "the second load compiled again");
     assert_eq!(second.artifact, first.artifact);
-    assert_eq!(second.sha256, first.sha256);
-    assert_eq!(first.sha256, bulkhead::sandbox::sha256(&bytes));
+    assert_eq!(first.artifact.sha256, bulkhead::sandbox::sha256(&bytes));
 }
 
 #[test]
@@ -37,10 +36,10 @@ async fn a_damaged_cache_entry_is_compiled_again() {
     let (_tmp, sandbox) = private_cache();
     let bytes = std::fs::read(guest_path("echo")).unwrap();
     let first = sandbox.compile(&bytes).unwrap();
-    std::fs::write(&first.artifact, b"not an artifact").unwrap();
+    std::fs::write(&first.artifact.path, b"not an artifact").unwrap();
     let again = sandbox.compile(&bytes).unwrap();
     assert!(!again.cache_hit);
-    let echo = sandbox.load("echo", again, InstanceMode::PerRequest).unwrap();
+    let echo = sandbox.load("echo", again.artifact, InstanceMode::PerRequest).unwrap();
     let out = sandbox
         .call(&echo, super::request("tenant-a", "ok"), &Default::default())
         .await

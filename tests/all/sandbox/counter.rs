@@ -44,6 +44,6 @@ async fn a_bound_sandbox_refuses_other_namespaces() {
     let counter = h.guest("counter", InstanceMode::PerProcess);
     assert_eq!(h.ok(&counter, "tenant-a", "").await, "1");
     let err = h.call(&counter, "tenant-b", "", &Default::default()).await.unwrap_err();
-    assert_eq!(err.kind, bulkhead::ErrorKind::Forbidden, "{err}");
+    assert_eq!(err.kind(), bulkhead::ErrorKind::Forbidden, "{err}");
     assert_eq!(h.ok(&counter, "tenant-a", "").await, "2");
 }

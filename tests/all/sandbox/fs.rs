@@ -33,7 +33,7 @@ async fn a_namespace_cannot_see_what_another_wrote() {
             .call(&fs, "tenant-a", attempt, &CallLimits::default())
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::GuestError, "{attempt}: {err}");
+        assert_eq!(err.kind(), ErrorKind::GuestError, "{attempt}: {err}");
     }
     assert_eq!(h.ok(&fs, "tenant-b", "read /data/secret").await, "b-only");
 }
@@ -58,7 +58,7 @@ async fn paths_outside_data_are_refused() {
             .call(&fs, "tenant-a", &attempt, &CallLimits::default())
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::GuestError, "{attempt}: {err}");
+        assert_eq!(err.kind(), ErrorKind::GuestError, "{attempt}: {err}");
     }
     assert!(!h.data_dir.join("escape").exists());
     assert!(!h.data_dir.parent().unwrap().join("escape").exists());
@@ -76,7 +76,7 @@ async fn a_symlink_cannot_lead_out_of_data() {
         .call(&fs, "tenant-a", "read /data/link/secret", &CallLimits::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::GuestError, "{err}");
+    assert_eq!(err.kind(), ErrorKind::GuestError, "{err}");
 }
 
 #[tokio::test]
@@ -87,8 +87,8 @@ async fn an_unknown_command_is_the_guests_invalid_input() {
         .call(&fs, "tenant-a", "delete /data/x", &CallLimits::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::GuestError);
-    assert!(err.message.contains("unknown command"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::GuestError);
+    assert!(err.to_string().contains("unknown command"), "{err}");
 }
 
 #[tokio::test]
@@ -99,7 +99,7 @@ async fn a_kept_instance_has_no_filesystem_unless_the_sandbox_is_bound() {
         .call(&fs, "tenant-a", "write /data/x 1", &CallLimits::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::GuestError, "{err}");
+    assert_eq!(err.kind(), ErrorKind::GuestError, "{err}");
 
     let bound = Harness::new();
     bound.sandbox.bind_namespace("tenant-a".parse().unwrap()).unwrap();

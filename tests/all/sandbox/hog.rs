@@ -13,8 +13,8 @@ async fn hog_is_stopped_by_the_memory_limit() {
         .call(&hog, "tenant-a", "", &limits(None, 16 << 20, Duration::from_secs(60)))
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::MemoryLimit, "{err}");
-    assert!(err.message.contains(&(16u64 << 20).to_string()), "{err}");
+    assert_eq!(err.kind(), ErrorKind::MemoryLimit, "{err}");
+    assert!(err.to_string().contains(&(16u64 << 20).to_string()), "{err}");
     let echo = h.guest("echo", InstanceMode::PerRequest);
     assert_eq!(h.ok(&echo, "tenant-a", "fine").await, "fine");
 }
@@ -30,7 +30,7 @@ async fn the_sandbox_ceiling_caps_a_generous_call_limit() {
     // The pool refuses the growth before the limiter sees it: still a trap
     // after a failed growth, and never a host crash.
     assert!(
-        matches!(err.kind, ErrorKind::MemoryLimit | ErrorKind::GuestTrap),
+        matches!(err.kind(), ErrorKind::MemoryLimit | ErrorKind::GuestTrap),
         "{err}"
     );
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhead::names::{Namespace, SessionId};
-use bulkhead::sandbox::{CallError, CallLimits, CallOutput, InstanceMode, Plugin, Request, Sandbox, SandboxConfig};
+use bulkhead::sandbox::{CallFailure, CallLimits, CallOutput, InstanceMode, Plugin, Request, Sandbox, SandboxConfig};
 use tempfile::TempDir;
 
 /// A guest without a test module of its name here fails to compile.
@@ -71,7 +71,7 @@ impl Harness {
         namespace: &str,
         payload: &str,
         limits: &CallLimits,
-    ) -> Result<CallOutput, CallError> {
+    ) -> Result<CallOutput, CallFailure> {
         self.sandbox.call(plugin, request(namespace, payload), limits).await
     }
 

@@ -16,8 +16,8 @@ async fn every_kind_of_trap_is_a_guest_trap() {
             .call(&trap, "tenant-a", payload, &CallLimits::default())
             .await
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::GuestTrap, "{payload}: {err}");
-        assert!(err.message.contains(expect), "{payload}: {err}");
+        assert_eq!(err.kind(), ErrorKind::GuestTrap, "{payload}: {err}");
+        assert!(err.to_string().contains(expect), "{payload}: {err}");
     }
 }
 
@@ -29,11 +29,11 @@ async fn a_kept_instance_that_trapped_is_replaced_by_a_fresh_one() {
         .call(&trap, "tenant-a", "panic", &CallLimits::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::GuestTrap);
+    assert_eq!(err.kind(), ErrorKind::GuestTrap);
     assert!(!trap.has_kept_instance().await, "a trapped store must not be reused");
     let err = h
         .call(&trap, "tenant-a", "unreachable", &CallLimits::default())
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::GuestTrap);
+    assert_eq!(err.kind(), ErrorKind::GuestTrap);
 }

@@ -81,9 +81,10 @@ fn environment_overrides_beat_the_file() {
         "the file's value stays where env says nothing"
     );
     assert_eq!(config.server.name, "123");
-    assert_eq!(config.tenant_level("acme"), IsolationLevel::Namespace);
-    assert_eq!(config.tenant_limits("acme").memory, 8 << 20);
-    assert!(config.plugin_allowed("acme", "counter"));
+    let acme = policy(&config, "acme");
+    assert_eq!(acme.level, IsolationLevel::Namespace);
+    assert_eq!(acme.call.memory, 8 << 20);
+    assert!(allowed(&config, "acme", "counter"));
 }
 
 #[test]

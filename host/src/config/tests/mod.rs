@@ -21,6 +21,20 @@ const SHIPPED_CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config
 
 const NO_ENV: [(&str, &str); 0] = [];
 
+/// How the running host serves namespace `ns` under `config`: the path
+/// production takes from a config to a tenant's level, limits and allow-list.
+fn policy(config: &Config, ns: &str) -> crate::isolation::TenantPolicy {
+    let namespace = crate::names::Namespace::new(ns).unwrap();
+    crate::service::isolation_settings(config).policy(&namespace).clone()
+}
+
+/// Whether namespace `ns` may call `plugin` under `config`.
+fn allowed(config: &Config, ns: &str, plugin: &str) -> bool {
+    policy(config, ns)
+        .plugins
+        .is_none_or(|plugins| plugins.contains(plugin))
+}
+
 /// A config file in a fresh directory; the directory lives as long as the file.
 struct File {
     dir: TempDir,

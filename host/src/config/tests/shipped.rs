@@ -43,22 +43,25 @@ fn the_shipped_examples_do_what_their_comments_say() {
     };
     let multi = load("multi-tenant.toml");
     assert_eq!(multi.isolation.level, IsolationLevel::Namespace);
-    assert_eq!(multi.identify("example-admin-token"), Identity::Admin);
+    assert_eq!(multi.tokens().identify("example-admin-token"), Identity::Admin);
     for ns in ["acme", "globex", "initech"] {
         assert_eq!(
-            multi.identify(&format!("example-{ns}-token")),
+            multi.tokens().identify(&format!("example-{ns}-token")),
             Identity::Tenant(ns.into())
         );
     }
-    assert!(!multi.plugin_allowed("globex", "counter"));
-    assert!(multi.tenant_limits("initech").memory < multi.limits.memory);
+    assert!(!allowed(&multi, "globex", "counter"));
+    assert!(policy(&multi, "initech").call.memory < multi.limits.memory);
 
     let secure = load("high-security-session.toml");
     assert_eq!(secure.isolation.level, IsolationLevel::Session);
     assert!(!secure.server.listen.ip().is_loopback());
     assert!(secure.pool.warm > 0);
     assert!(secure.worker.memory_max < WorkerLimits::DEFAULT_MEMORY_MAX);
-    assert_eq!(secure.identify("example-acme-token"), Identity::Tenant("acme".into()));
+    assert_eq!(
+        secure.tokens().identify("example-acme-token"),
+        Identity::Tenant("acme".into())
+    );
 }
 
 #[test]

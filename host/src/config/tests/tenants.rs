@@ -20,29 +20,34 @@ fn tenant_overrides_merge_with_the_global_limits() {
         "#,
     )
     .unwrap();
-    let small = config.tenant_limits("small");
-    assert_eq!(small.max_concurrent, 2);
-    assert_eq!(small.fuel, None);
+    let small = policy(&config, "small");
+    assert_eq!(small.admission.max_concurrent, 2);
+    assert_eq!(small.call.fuel, None);
     assert_eq!(
-        small.timeout,
+        small.call.timeout,
         Duration::from_secs(3),
         "inherited from [limits], not the default"
     );
-    assert_eq!(small.memory, Limits::DEFAULT_MEMORY);
-    assert_eq!(config.tenant_limits("plain"), config.limits);
-    assert_eq!(config.tenant_limits("unlisted"), config.limits);
-    assert_eq!(config.tenant_level("small"), IsolationLevel::Session);
-    assert_eq!(config.tenant_level("plain"), IsolationLevel::None);
-    assert_eq!(config.tenant_level("unlisted"), IsolationLevel::None);
+    assert_eq!(small.call.memory, Limits::DEFAULT_MEMORY);
+    let (plain, unlisted) = (policy(&config, "plain"), policy(&config, "unlisted"));
+    assert_eq!(
+        (plain.call.clone(), plain.admission.clone()),
+        (unlisted.call.clone(), unlisted.admission.clone())
+    );
+    assert_eq!(unlisted.admission.max_concurrent, 10);
+    assert_eq!(unlisted.call.timeout, Duration::from_secs(3));
+    assert_eq!(small.level, IsolationLevel::Session);
+    assert_eq!(plain.level, IsolationLevel::None);
+    assert_eq!(unlisted.level, IsolationLevel::None);
 }
 
 #[test]
 fn allow_lists_limit_the_plugins_a_tenant_may_call() {
     let config = load("[tenants.a]\nplugins = [\"echo\"]\n[tenants.none]\nplugins = []\n").unwrap();
-    assert!(config.plugin_allowed("a", "echo"));
-    assert!(!config.plugin_allowed("a", "counter"));
-    assert!(!config.plugin_allowed("none", "echo"));
-    assert!(config.plugin_allowed("unlisted", "counter"));
+    assert!(allowed(&config, "a", "echo"));
+    assert!(!allowed(&config, "a", "counter"));
+    assert!(!allowed(&config, "none", "echo"));
+    assert!(allowed(&config, "unlisted", "counter"));
 }
 
 #[test]
@@ -87,7 +92,11 @@ fn plugin_paths_are_relative_to_the_config_file() {
         PluginSource::File(file.dir.path().join("plugins/mine.wasm"))
     );
     assert_eq!(mine.instance, InstanceMode::PerProcess);
-    assert_eq!(config.plugins["echo"].source, PluginSource::Builtin, "built-ins stay");
+    assert_eq!(
+        config.plugins["echo"].source,
+        PluginSource::Builtin(crate::builtin::ECHO),
+        "built-ins stay"
+    );
 }
 
 #[test]
@@ -121,7 +130,10 @@ fn builtin_plugins_can_be_reconfigured_or_replaced() {
     let file = File::new("[plugins.counter]\ninstance = \"per-request\"\n[plugins.echo]\npath = \"echo.wasm\"\n");
     std::fs::write(file.dir.path().join("echo.wasm"), b"\0asm").unwrap();
     let config = file.load().unwrap();
-    assert_eq!(config.plugins["counter"].source, PluginSource::Builtin);
+    assert_eq!(
+        config.plugins["counter"].source,
+        PluginSource::Builtin(crate::builtin::COUNTER)
+    );
     assert_eq!(config.plugins["counter"].instance, InstanceMode::PerRequest);
     assert_eq!(
         config.plugins["echo"].source,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fake::{Hook, LONG, Step, manager, manager_with, wait_state};
+use crate::procmgr::testing::{Hook, LONG, Step, manager, manager_with, wait_state};
 use crate::procmgr::{
     ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError, PrometheusMetrics, SyncOutcome,
 };

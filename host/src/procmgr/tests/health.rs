@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fake::{Hook, LONG, Step, manager, manager_with, wait_state};
+use crate::procmgr::testing::{Hook, LONG, Step, manager, manager_with, wait_state};
 use crate::procmgr::{ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError};
 
 #[tokio::test(start_paused = true)]
@@ -110,7 +110,8 @@ async fn reported_failure_schedules_a_sync_after_backoff() {
 async fn consecutive_reported_failures_back_off_and_reset_on_success() {
     let pm = manager_with(ProcessManagerOptions::default().with_backoff_period(Duration::from_secs(60)));
     // The restarts fail twice, then work.
-    pm.syncer().script_sync("p", Step::ok(Default::default()));
+    pm.syncer()
+        .script_sync("p", Step::ok(crate::procmgr::SyncOutcome::running()));
     pm.syncer()
         .script_sync("p", Step::err(ProcmgrError::hook("spawn failed")));
     let _ = pm.update_process(ProcessUpdate::create("p", "c".into()));

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fake::{Hook, LONG, Step, manager, manager_with, wait_state};
-use crate::procmgr::{ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError, SyncOutcome, UpdateType};
+use crate::procmgr::testing::{FakeHandle, Hook, LONG, Manager, Step, manager, manager_with, wait_state};
+use crate::procmgr::{
+    DEFAULT_STABLE_UPTIME, ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError, SyncOutcome, UpdateType,
+};
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
@@ -259,6 +261,7 @@ async fn panicking_hook_is_an_error_not_a_dead_worker() {
     struct Panicky(std::sync::atomic::AtomicBool);
     impl crate::procmgr::ProcessSyncer for Panicky {
         type Config = ();
+        type Handle = ();
         async fn sync_process(
             &self,
             _: crate::procmgr::SyncContext,
@@ -302,28 +305,99 @@ async fn dropping_the_manager_stops_its_tasks() {
         wait_state(&pm, id, ProcessState::Syncing).await;
     }
     let metrics = tokio::runtime::Handle::current().metrics();
-    assert_eq!(metrics.num_alive_tasks(), 4, "a dispatcher and three workers");
+    assert_eq!(
+        metrics.num_alive_tasks(),
+        7,
+        "a dispatcher, three process tasks and three handle watchers"
+    );
     drop(pm);
     // Advancing paused time lets every woken task run to completion.
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(metrics.num_alive_tasks(), 0);
 }
 
+/// Kills the `n`th handle started for `id` and returns the backoff procmgr
+/// chose, in seconds, once it has taken the handle down.
+async fn kill_handle(pm: &Manager, id: &str, n: usize) -> f64 {
+    let handle = pm.syncer().wait_started(id, n).await;
+    wait_state(pm, id, ProcessState::Syncing).await;
+    handle.kill();
+    let status = pm
+        .wait_for(id, |s| s.handle.is_none() && s.error_count > 0, LONG)
+        .await
+        .expect("procmgr hears of the death");
+    secs(status.retry_after().expect("a restart is queued"))
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_failure_streak_grows_the_backoff_though_restarts_succeed() {
+async fn a_crash_streak_grows_the_backoff_though_restarts_succeed() {
     let pm = manager_with(ProcessManagerOptions::default().with_backoff_period(Duration::from_secs(60)));
     let _ = pm.update_process(ProcessUpdate::create("p", "c".into()));
-    wait_state(&pm, "p", ProcessState::Syncing).await;
-    // The first failure of a streak backs off by the error count alone.
-    let first = pm.report_failure_in_streak("p", "died", 1).unwrap();
-    let first = secs(first.retry_after().unwrap());
+    // The first death of a streak backs off by the error count alone.
+    let first = kill_handle(&pm, "p", 1).await;
     assert!((1.5..=2.5 + TIMER_SLACK).contains(&first), "{first}");
-    // The restart succeeds (error count back to 0), and the worker dies
-    // again at once: the caller's streak of 3 still backs off 2^3 s +-25%.
-    pm.syncer().wait_calls(Hook::Sync, "p", 2).await;
-    wait_state(&pm, "p", ProcessState::Syncing).await;
-    assert_eq!(pm.process_status("p").unwrap().error_count, 0);
-    let third = pm.report_failure_in_streak("p", "died again", 3).unwrap();
-    let third = secs(third.retry_after().unwrap());
+    // Each restart succeeds (the error count goes back to 0), and each new
+    // handle dies at once: the streak still doubles the backoff.
+    let second = kill_handle(&pm, "p", 2).await;
+    assert!((3.0..=5.0 + TIMER_SLACK).contains(&second), "{second}");
+    let third = kill_handle(&pm, "p", 3).await;
     assert!((6.0..=10.0 + TIMER_SLACK).contains(&third), "{third}");
+    let status = pm.process_status("p").unwrap();
+    assert_eq!(status.restart_count, 2, "two handles replaced so far");
+    // A handle that lived past the stable uptime starts a new streak.
+    pm.syncer().wait_started("p", 4).await;
+    wait_state(&pm, "p", ProcessState::Syncing).await;
+    tokio::time::sleep(DEFAULT_STABLE_UPTIME).await;
+    let fresh = kill_handle(&pm, "p", 4).await;
+    assert!((1.5..=2.5 + TIMER_SLACK).contains(&fresh), "{fresh}");
+    assert_eq!(pm.process_status("p").unwrap().restart_count, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_is_published_while_syncing_and_taken_down_when_it_dies() {
+    let pm = manager();
+    let mut watch = pm.update_process(ProcessUpdate::create("p", "c".into())).unwrap();
+    let live = watch
+        .wait_for_timeout(|s| s.handle.is_some(), LONG)
+        .await
+        .expect("published");
+    let handle = live.handle.expect("the handle");
+    assert_eq!(Some(&handle), pm.syncer().started("p").first());
+    handle.kill();
+    let down = watch.wait_for_timeout(|s| s.handle.is_none(), LONG).await.unwrap();
+    assert_eq!(down.state, ProcessState::Syncing, "still the same process, restarting");
+    assert_eq!(down.error_count, 1);
+    assert!(
+        down.last_error.as_deref().is_some_and(|e| e.contains("died")),
+        "{down:?}"
+    );
+    let back = watch.wait_for_timeout(|s| s.handle.is_some(), LONG).await.unwrap();
+    assert_ne!(back.handle, Some(handle), "a new handle");
+    assert_eq!((back.restart_count, back.error_count), (1, 0));
+    // Terminating takes the handle off the status at once.
+    let _ = pm.update_process(ProcessUpdate::terminate("p"));
+    assert!(pm.process_status("p").unwrap().handle.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_death_of_a_replaced_handle_is_no_news() {
+    let pm = manager();
+    let _ = pm.update_process(ProcessUpdate::create("p", "c".into()));
+    let old = pm.syncer().wait_started("p", 1).await;
+    wait_state(&pm, "p", ProcessState::Syncing).await;
+    // The next sync replaces the (still live) handle, as a syncer does with
+    // a worker that stopped answering.
+    pm.syncer()
+        .script_sync("p", Step::ok(SyncOutcome::started(FakeHandle::new())));
+    let _ = pm.update_process(ProcessUpdate::sync("p"));
+    let new = pm.syncer().wait_started("p", 2).await;
+    let status = pm
+        .wait_for("p", |s| s.handle.as_ref() == Some(&new), LONG)
+        .await
+        .unwrap();
+    assert_eq!(status.restart_count, 1);
+    old.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = pm.process_status("p").unwrap();
+    assert_eq!((status.error_count, status.handle.as_ref()), (0, Some(&new)));
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use prometheus::{Encoder, TextEncoder};
 
-use super::fake::{Event, Hook, Step, manager_with, recorded_manager, wait_state};
+use crate::procmgr::testing::{Event, Hook, Step, manager_with, recorded_manager, wait_state};
 use crate::procmgr::{
     ErrorKind, MetricsCollector, ProcessId, ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError,
     PrometheusMetrics, UpdateType,

@@ -2,7 +2,6 @@
 //! paused tokio time, so they are exact and never sleep for real.
 
 mod defects;
-mod fake;
 mod health;
 mod lifecycle;
 mod metrics;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::fake::{Hook, manager, wait_state};
+use crate::procmgr::testing::{Hook, manager, wait_state};
 use crate::procmgr::{ProcessState, ProcessUpdate};
 
 #[tokio::test(start_paused = true)]

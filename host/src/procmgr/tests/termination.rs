@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fake::{Event, Hook, LONG, Step, manager, recorded_manager, wait_state};
+use crate::procmgr::testing::{Event, Hook, LONG, Step, manager, recorded_manager, wait_state};
 use crate::procmgr::{ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError, SyncOutcome};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -255,7 +255,7 @@ async fn shutdown_reports_a_deadline_overrun() {
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     match done {
         Err(ProcmgrError::ShutdownDeadlineExceeded { unfinished }) => {
-            assert_eq!(unfinished, vec!["slow".into()]);
+            assert_eq!(unfinished, vec![crate::procmgr::ProcessId::from("slow")]);
         }
         other => panic!("expected a deadline error, got {other:?}"),
     }

@@ -1,5 +1,6 @@
 //! A whole host in this process, serving HTTP on a free loopback port, on a
-//! scratch data directory: what `bench cold-start` and the benches measure.
+//! scratch data directory: what `bench cold-start` and the benches measure,
+//! and a measuring HTTP client for them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,15 +9,15 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
-use super::{AppState, router};
+use crate::api::{AppState, router};
 use crate::config::{Config, DataConfig};
-use crate::isolation::Runtime;
+use crate::service::Service;
 
 /// A running in-process host. Dropping it stops the HTTP server; call
 /// [`LocalHost::stop`] to terminate its workers first.
 #[derive(Debug)]
 pub struct LocalHost {
-    pub runtime: Arc<Runtime>,
+    pub service: Arc<Service>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     server: JoinHandle<std::io::Result<()>>,
@@ -35,14 +36,14 @@ impl LocalHost {
         };
         config.isolation.idle_timeout = Duration::ZERO;
         adjust(&mut config);
-        let service = crate::service::start(&config, worker_program).await?;
-        let runtime = Arc::clone(&service.runtime);
+        let running = crate::service::start(&config, worker_program).await?;
+        let service = Arc::clone(&running.service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state = AppState::new(config, service, true);
+        let state = AppState::new(config, running, true);
         let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
         Ok(Self {
-            runtime,
+            service,
             url,
             server,
             _dir: dir,
@@ -52,7 +53,7 @@ impl LocalHost {
     /// Stops serving and terminates every worker.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.abort();
-        self.runtime.shutdown(Instant::now() + Duration::from_secs(30)).await?;
+        self.service.shutdown(Instant::now() + Duration::from_secs(30)).await?;
         Ok(())
     }
 }

@@ -1,12 +1,19 @@
-//! Isolation levels and the process ids they give (the memo's mapping).
+//! What a compartment is: the isolation levels, the key a request carries,
+//! and the process id (the memo's mapping) that names the compartment. Every
+//! layer from the wire protocol up uses these.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::names::{Namespace, SessionId};
+use crate::procmgr::ProcessId;
 
 /// How requests are grouped into worker processes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// Serialised (TOML, IPC) as its configuration name; an unknown name is an
+/// error that lists the choices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum IsolationLevel {
     /// One worker for every request: process id `shared`.
     None,
@@ -40,6 +47,20 @@ impl IsolationLevel {
     }
 }
 
+impl From<IsolationLevel> for &'static str {
+    fn from(level: IsolationLevel) -> Self {
+        level.as_str()
+    }
+}
+
+impl TryFrom<String> for IsolationLevel {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
 impl fmt::Display for IsolationLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -70,11 +91,11 @@ pub struct IsolationKey {
 
 impl IsolationKey {
     /// The process id this key maps to at `level`.
-    pub fn process_id(&self, level: IsolationLevel) -> String {
+    pub fn process_id(&self, level: IsolationLevel) -> ProcessId {
         match level {
-            IsolationLevel::None => "shared".to_owned(),
-            IsolationLevel::Namespace => format!("ns:{}", self.namespace),
-            IsolationLevel::Session => format!("session:{}", self.session),
+            IsolationLevel::None => ProcessId::from("shared"),
+            IsolationLevel::Namespace => ProcessId::from(format!("ns:{}", self.namespace)),
+            IsolationLevel::Session => ProcessId::from(format!("session:{}", self.session)),
         }
     }
 }
@@ -104,8 +125,8 @@ mod tests {
     #[test]
     fn process_ids_match_the_memo() {
         let k = key("tenant-a", "s1");
-        assert_eq!(k.process_id(IsolationLevel::None), "shared");
-        assert_eq!(k.process_id(IsolationLevel::Namespace), "ns:tenant-a");
-        assert_eq!(k.process_id(IsolationLevel::Session), "session:s1");
+        assert_eq!(k.process_id(IsolationLevel::None).as_str(), "shared");
+        assert_eq!(k.process_id(IsolationLevel::Namespace).as_str(), "ns:tenant-a");
+        assert_eq!(k.process_id(IsolationLevel::Session).as_str(), "session:s1");
     }
 }

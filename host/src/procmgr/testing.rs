@@ -1,6 +1,10 @@
-//! A scriptable fake syncer and a recording metrics collector for the tests.
+//! A scriptable fake syncer with fake handles, and a recording metrics
+//! collector: for procmgr's own tests and for the layers built on procmgr
+//! (the isolation manager's unit tests drive it the same way).
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -8,9 +12,52 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::procmgr::{
-    ErrorKind, MetricsCollector, ProcessId, ProcessManager, ProcessManagerOptions, ProcessState, ProcessSyncer,
-    ProcmgrError, SyncContext, SyncOutcome, TerminatingContext, UpdateType,
+    ErrorKind, Managed, MetricsCollector, ProcessId, ProcessManager, ProcessManagerOptions, ProcessState,
+    ProcessSyncer, ProcmgrError, SyncContext, SyncOutcome, TerminatingContext, UpdateType,
 };
+
+/// A fake live thing: alive until [`FakeHandle::kill`].
+#[derive(Debug, Clone)]
+pub(crate) struct FakeHandle {
+    serial: u64,
+    alive: Arc<watch::Sender<bool>>,
+}
+
+impl PartialEq for FakeHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.serial == other.serial
+    }
+}
+
+impl FakeHandle {
+    pub fn new() -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        Self {
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(watch::Sender::new(true)),
+        }
+    }
+
+    /// It dies now: `is_live` turns false and `died` resolves.
+    pub fn kill(&self) {
+        self.alive.send_replace(false);
+    }
+}
+
+impl Managed for FakeHandle {
+    fn is_live(&self) -> bool {
+        *self.alive.borrow()
+    }
+
+    fn died(&self) -> impl Future<Output = String> + Send + 'static {
+        let mut alive = self.alive.subscribe();
+        let serial = self.serial;
+        async move {
+            let _ = alive.wait_for(|alive| !*alive).await;
+            format!("fake {serial} died")
+        }
+    }
+}
 
 /// Which hook a call went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,10 +69,10 @@ pub(crate) enum Hook {
 
 /// One hook call, as the fake saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct Call {
+pub(crate) struct Call<C> {
     pub hook: Hook,
     pub id: String,
-    pub config: String,
+    pub config: C,
     pub update_type: Option<UpdateType>,
     pub grace: Option<Duration>,
     pub token_live_at_start: bool,
@@ -81,38 +128,62 @@ impl<T> Step<T> {
     }
 }
 
+type Outcome = SyncOutcome<FakeHandle>;
+
 #[derive(Debug, Default)]
 struct Script {
-    sync: HashMap<String, VecDeque<Step<SyncOutcome>>>,
+    sync: HashMap<String, VecDeque<Step<Outcome>>>,
     terminating: HashMap<String, VecDeque<Step<()>>>,
     cleanup: HashMap<String, VecDeque<Step<()>>>,
-    default_sync: Option<Step<SyncOutcome>>,
+    default_sync: Option<Step<Outcome>>,
     default_terminating: Option<Step<()>>,
 }
 
-/// A syncer whose hooks follow a script (default: succeed at once) and log
-/// every call on a watch channel tests can wait on.
+/// A syncer whose hooks follow a script and log every call on a watch
+/// channel tests can wait on. Unscripted, a sync succeeds at once: it keeps
+/// a live handle, or starts a new [`FakeHandle`] when there is none (or the
+/// one procmgr holds is dead); a termination succeeds and kills the handle.
 #[derive(Debug)]
-pub(crate) struct FakeSyncer {
+pub(crate) struct FakeSyncer<C = String> {
     script: Mutex<Script>,
-    log: watch::Sender<Vec<Call>>,
+    log: watch::Sender<Vec<Call<C>>>,
+    started: watch::Sender<HashMap<String, Vec<FakeHandle>>>,
 }
 
-impl Default for FakeSyncer {
+impl<C> Default for FakeSyncer<C> {
     fn default() -> Self {
         Self {
             script: Mutex::default(),
             log: watch::Sender::new(Vec::new()),
+            started: watch::Sender::new(HashMap::new()),
         }
     }
 }
 
-impl FakeSyncer {
+impl<C: Clone> FakeSyncer<C> {
     fn script(&self) -> std::sync::MutexGuard<'_, Script> {
         self.script.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn script_sync(&self, id: &str, step: Step<SyncOutcome>) {
+    /// The handles started for `id`, oldest first.
+    pub fn started(&self, id: &str) -> Vec<FakeHandle> {
+        self.started.borrow().get(id).cloned().unwrap_or_default()
+    }
+
+    /// Wait (woken by each start, bounded by [`LONG`]) until `id` had `n`
+    /// handles started, and return the `n`th.
+    pub async fn wait_started(&self, id: &str, n: usize) -> FakeHandle {
+        let mut rx = self.started.subscribe();
+        let waited = tokio::time::timeout(
+            LONG,
+            rx.wait_for(|started| started.get(id).is_some_and(|h| h.len() >= n)),
+        )
+        .await;
+        assert!(matches!(waited, Ok(Ok(_))), "{id}: fewer than {n} handles started");
+        self.started(id)[n - 1].clone()
+    }
+
+    pub fn script_sync(&self, id: &str, step: Step<Outcome>) {
         self.script().sync.entry(id.into()).or_default().push_back(step);
     }
 
@@ -124,7 +195,7 @@ impl FakeSyncer {
         self.script().cleanup.entry(id.into()).or_default().push_back(step);
     }
 
-    pub fn set_default_sync(&self, step: Step<SyncOutcome>) {
+    pub fn set_default_sync(&self, step: Step<Outcome>) {
         self.script().default_sync = Some(step);
     }
 
@@ -133,12 +204,12 @@ impl FakeSyncer {
     }
 
     /// Every call so far.
-    pub fn calls(&self) -> Vec<Call> {
+    pub fn calls(&self) -> Vec<Call<C>> {
         self.log.borrow().clone()
     }
 
     /// Calls of `hook` for `id`.
-    pub fn calls_of(&self, hook: Hook, id: &str) -> Vec<Call> {
+    pub fn calls_of(&self, hook: Hook, id: &str) -> Vec<Call<C>> {
         self.log
             .borrow()
             .iter()
@@ -151,18 +222,19 @@ impl FakeSyncer {
         self.calls_of(hook, id).len()
     }
 
-    /// Wait (woken by each call, never polling) until `id` had `n` calls of `hook`.
+    /// Wait (woken by each call, never polling, bounded by [`LONG`]) until
+    /// `id` had `n` calls of `hook`.
     pub async fn wait_calls(&self, hook: Hook, id: &str, n: usize) {
         let mut rx = self.log.subscribe();
         let waited = tokio::time::timeout(
-            Duration::from_secs(3600),
+            LONG,
             rx.wait_for(|log| log.iter().filter(|c| c.hook == hook && c.id == id).count() >= n),
         )
         .await;
         assert!(matches!(waited, Ok(Ok(_))), "{id}: fewer than {n} {hook:?} calls");
     }
 
-    fn record(&self, call: Call) -> usize {
+    fn record(&self, call: Call<C>) -> usize {
         let mut index = 0;
         self.log.send_modify(|log| {
             index = log.len();
@@ -197,11 +269,11 @@ impl FakeSyncer {
     }
 }
 
-fn call(hook: Hook, id: &ProcessId, config: &str, live: bool) -> Call {
+fn call<C: Clone>(hook: Hook, id: &ProcessId, config: &C, live: bool) -> Call<C> {
     Call {
         hook,
         id: id.to_string(),
-        config: config.to_owned(),
+        config: config.clone(),
         update_type: None,
         grace: None,
         token_live_at_start: live,
@@ -210,32 +282,51 @@ fn call(hook: Hook, id: &ProcessId, config: &str, live: bool) -> Call {
     }
 }
 
-impl ProcessSyncer for FakeSyncer {
-    type Config = String;
+impl<C: Clone + Debug + Send + Sync + 'static> ProcessSyncer for FakeSyncer<C> {
+    type Config = C;
+    type Handle = FakeHandle;
 
     async fn sync_process(
         &self,
-        ctx: SyncContext,
+        ctx: SyncContext<FakeHandle>,
         update_type: UpdateType,
-        config: &String,
-    ) -> Result<SyncOutcome, ProcmgrError> {
+        config: &C,
+    ) -> Result<Outcome, ProcmgrError> {
         let mut c = call(Hook::Sync, ctx.id(), config, !ctx.token().is_cancelled());
         c.update_type = Some(update_type);
         let index = self.record(c);
         let step = {
             let mut script = self.script();
             let scripted = script.sync.get_mut(ctx.id().as_str()).and_then(VecDeque::pop_front);
-            scripted
-                .or_else(|| script.default_sync.clone())
-                .unwrap_or(Step::ok(SyncOutcome::running()))
+            scripted.or_else(|| script.default_sync.clone()).unwrap_or_else(|| {
+                if ctx.current().is_some_and(Managed::is_live) {
+                    Step::ok(SyncOutcome::running())
+                } else {
+                    Step::ok(SyncOutcome::started(FakeHandle::new()))
+                }
+            })
         };
         match self.play(step, ctx.token(), index).await {
             (_, true) => Err(ProcmgrError::Cancelled),
-            (result, false) => result,
+            (result, false) => {
+                if let Ok(SyncOutcome {
+                    started: Some(handle), ..
+                }) = &result
+                {
+                    self.started.send_modify(|started| {
+                        started.entry(ctx.id().to_string()).or_default().push(handle.clone());
+                    });
+                }
+                result
+            }
         }
     }
 
-    async fn sync_terminating_process(&self, ctx: TerminatingContext, config: &String) -> Result<(), ProcmgrError> {
+    async fn sync_terminating_process(
+        &self,
+        ctx: TerminatingContext<FakeHandle>,
+        config: &C,
+    ) -> Result<(), ProcmgrError> {
         let mut c = call(Hook::Terminating, ctx.id(), config, !ctx.token().is_cancelled());
         c.grace = Some(ctx.grace_period());
         let index = self.record(c);
@@ -251,10 +342,16 @@ impl ProcessSyncer for FakeSyncer {
         };
         // Cut short by the grace deadline, the fake has "killed" the thing
         // and returns its scripted result.
-        self.play(step, ctx.token(), index).await.0
+        let result = self.play(step, ctx.token(), index).await.0;
+        if result.is_ok()
+            && let Some(handle) = ctx.current()
+        {
+            handle.kill();
+        }
+        result
     }
 
-    async fn sync_terminated_process(&self, ctx: SyncContext, config: &String) -> Result<(), ProcmgrError> {
+    async fn sync_terminated_process(&self, ctx: SyncContext<FakeHandle>, config: &C) -> Result<(), ProcmgrError> {
         let index = self.record(call(Hook::Cleanup, ctx.id(), config, !ctx.token().is_cancelled()));
         let step = self
             .script()
@@ -326,7 +423,7 @@ impl MetricsCollector for Recorder {
     }
 }
 
-pub(crate) type Manager = ProcessManager<FakeSyncer>;
+pub(crate) type Manager<C = String> = ProcessManager<FakeSyncer<C>>;
 
 /// A manager with a fresh fake syncer and `options`.
 pub(crate) fn manager_with(options: ProcessManagerOptions) -> Manager {

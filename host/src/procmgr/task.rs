@@ -1,11 +1,14 @@
-//! The per-process worker task: picks up the pending update, runs the hook
-//! that the process's state calls for (with no lock held), then applies the
-//! result: state transition, counters, and when to come back.
+//! The per-process task: picks up the pending update, runs the hook that the
+//! process's state calls for (with no lock held), then applies the result:
+//! state transition, counters, the live handle, and when to come back. A
+//! started handle is watched for death by a task of its own, which takes it
+//! down and schedules the restart (see `Entry::handle_died`).
 //!
 //! Requeue rules: a phase change (terminal sync, Terminate, termination done)
 //! runs the next hook at once; a successful sync resyncs after the resync
 //! interval +-10%; a cancelled or timed-out hook retries after 1 s +-50%;
-//! any other error backs off exponentially by consecutive errors.
+//! any other error backs off exponentially by consecutive errors; a handle's
+//! death backs off by the crash streak.
 
 use std::any::Any;
 use std::future::{Future, poll_fn};
@@ -22,36 +25,36 @@ use super::backoff::jitter;
 use super::error::ProcmgrError;
 use super::manager::Shared;
 use super::metrics::ErrorKind;
-use super::state::Entry;
-use super::syncer::{ProcessSyncer, SyncContext, SyncOutcome, TerminatingContext};
+use super::state::{Entry, Table};
+use super::syncer::{Managed, ProcessSyncer, SyncContext, SyncOutcome, TerminatingContext};
 use super::types::{ProcessId, ProcessState, UpdateType};
 
-enum Next<C> {
-    Run(Job<C>),
+enum Next<C, H> {
+    Run(Job<C, H>),
     Idle,
     Exit,
 }
 
-enum Job<C> {
+enum Job<C, H> {
     Sync {
         update_type: UpdateType,
         config: C,
-        ctx: SyncContext,
+        ctx: SyncContext<H>,
     },
     Terminate {
         config: C,
-        ctx: TerminatingContext,
+        ctx: TerminatingContext<H>,
     },
     Cleanup {
         config: C,
-        ctx: SyncContext,
+        ctx: SyncContext<H>,
     },
 }
 
-enum Done {
+enum Done<H> {
     Sync {
         update_type: UpdateType,
-        result: Result<SyncOutcome, ProcmgrError>,
+        result: Result<SyncOutcome<H>, ProcmgrError>,
         elapsed: Duration,
     },
     Terminate {
@@ -100,7 +103,7 @@ pub(crate) async fn run<S: ProcessSyncer>(
 }
 
 /// Move the pending update to active and prepare the hook call.
-fn next_job<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u64) -> Next<S::Config> {
+fn next_job<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u64) -> Next<S::Config, S::Handle> {
     let mut table = shared.lock();
     let Some(e) = table.entries.get_mut(id) else {
         return Next::Exit;
@@ -114,13 +117,14 @@ fn next_job<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u6
     let config = e.config.clone();
     let token = shared.root.child_token();
     let id = id.clone();
+    let current = e.handle.clone();
     Next::Run(match e.state {
         ProcessState::Starting | ProcessState::Syncing => {
             e.sync_token = Some(token.clone());
             Job::Sync {
                 update_type,
                 config,
-                ctx: SyncContext { id, token },
+                ctx: SyncContext { id, token, current },
             }
         }
         ProcessState::Terminating => {
@@ -133,18 +137,19 @@ fn next_job<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u6
                     token,
                     terminating_since: *e.terminating_since.get_or_insert_with(Instant::now),
                     grace: grace.subscribe(),
+                    current,
                 },
             }
         }
         ProcessState::Terminated | ProcessState::Finished => Job::Cleanup {
             config,
-            ctx: SyncContext { id, token },
+            ctx: SyncContext { id, token, current },
         },
     })
 }
 
 /// Run one hook. No lock is held here.
-async fn execute<S: ProcessSyncer>(shared: &Shared<S>, job: Job<S::Config>) -> Done {
+async fn execute<S: ProcessSyncer>(shared: &Shared<S>, job: Job<S::Config, S::Handle>) -> Done<S::Handle> {
     let syncer = &shared.syncer;
     let start = Instant::now();
     match job {
@@ -196,8 +201,13 @@ async fn execute<S: ProcessSyncer>(shared: &Shared<S>, job: Job<S::Config>) -> D
     }
 }
 
-/// Apply a hook's result; say whether the worker goes on.
-fn complete<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u64, done: Done) -> After {
+/// Apply a hook's result; say whether the task goes on.
+fn complete<S: ProcessSyncer>(
+    shared: &Arc<Shared<S>>,
+    id: &ProcessId,
+    generation: u64,
+    done: Done<S::Handle>,
+) -> After {
     let m = &*shared.opts.metrics;
     let backoff_period = shared.opts.backoff_period;
     let queue = &shared.queue;
@@ -221,6 +231,18 @@ fn complete<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u6
             {
                 e.restart_count = e.restart_count.saturating_add(1);
                 m.process_restart(id);
+            }
+            let mut result = result;
+            if let Ok(SyncOutcome {
+                started: Some(handle), ..
+            }) = &mut result
+            {
+                // Installed even when a Terminate arrived meanwhile: the
+                // termination hook then gets it, to stop what was started.
+                let handle = handle.clone();
+                let died = handle.died();
+                let seq = e.install(id, handle, m);
+                watch_death(shared, id.clone(), generation, seq, died);
             }
             if e.state.is_terminating() {
                 // A Terminate arrived while the sync ran (and cancelled it):
@@ -285,9 +307,9 @@ fn complete<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u6
     After::Continue
 }
 
-/// Cleanup succeeded: Finished. Then purge, start the next generation, or
-/// keep the entry until it is purged.
-fn finish<S: ProcessSyncer>(shared: &Shared<S>, table: &mut super::state::Table<S::Config>, id: &ProcessId) -> After {
+/// Cleanup succeeded: Finished (the handle is dropped). Then purge, start
+/// the next generation, or keep the entry until it is purged.
+fn finish<S: ProcessSyncer>(shared: &Shared<S>, table: &mut Table<S::Config, S::Handle>, id: &ProcessId) -> After {
     let m = &*shared.opts.metrics;
     let next_generation = table.generation();
     let Some(e) = table.entries.get_mut(id) else {
@@ -298,6 +320,7 @@ fn finish<S: ProcessSyncer>(shared: &Shared<S>, table: &mut super::state::Table<
     e.finished_at = Some(Instant::now());
     e.next_sync_at = None;
     e.pending = None;
+    e.handle = None;
     if shared.queue.remove(id.as_str()) {
         m.work_queue_depth(shared.queue.len());
     }
@@ -313,6 +336,34 @@ fn finish<S: ProcessSyncer>(shared: &Shared<S>, table: &mut super::state::Table<
         shared.purge(table, id);
     }
     After::Exit
+}
+
+/// Watches handle `seq` of `id`'s generation `generation` until it dies (or
+/// the manager goes away), then tells the entry.
+fn watch_death<S: ProcessSyncer>(
+    shared: &Arc<Shared<S>>,
+    id: ProcessId,
+    generation: u64,
+    seq: u64,
+    died: impl Future<Output = String> + Send + 'static,
+) {
+    let owner = Arc::clone(shared);
+    shared.runtime.spawn(async move {
+        let message = tokio::select! {
+            biased;
+            () = owner.root.cancelled() => return,
+            message = died => message,
+        };
+        let mut table = owner.lock();
+        let Some(e) = table.entries.get_mut(&id) else { return };
+        if e.generation != generation {
+            return;
+        }
+        if let Some(delay) = e.handle_died(&id, seq, &message, &owner.opts, &owner.queue) {
+            tracing::warn!(process_id = %id, "{message}; restarting in {delay:?}");
+            e.publish();
+        }
+    });
 }
 
 /// Run a hook, turning a panic into a hook error.

@@ -1,23 +1,22 @@
-//! A live worker as the host sees it: its process, its connection, the calls
-//! in flight on it, and the steps of its life (start, assign, shut down).
+//! A worker as the host sees it: its process, its cgroup, its connection,
+//! and the steps of its life (spawn and handshake, assignment, calls,
+//! shutdown, exit). The request/reply traffic itself is in `connection.rs`.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncBufReadExt;
-use tokio::net::unix::OwnedReadHalf;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use super::cgroup::{Cgroups, WorkerCgroup};
 use super::child::{ChildProcess, describe_status};
+use super::connection::Connection;
 use super::spawner::{InCgroup, Placement, Spawner, WorkerCommand};
 use super::{ExitReason, StartError, WorkerExit};
-use crate::ErrorKind;
-use crate::ipc::{self, Assign, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+use crate::ipc::{self, Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
 use crate::names::{Namespace, SessionId};
-use crate::sandbox::CallLimits;
+use crate::sandbox::{CallFailure, CallLimits};
 
 /// OS limits applied to each worker.
 #[derive(Debug, Clone)]
@@ -28,34 +27,21 @@ pub struct OsLimits {
     pub pids_max: u64,
 }
 
-/// Replies the reader task hands back to whoever waits for them.
-#[derive(Default)]
-struct Pending {
-    calls: HashMap<u64, oneshot::Sender<Outcome>>,
-    pings: HashMap<u64, oneshot::Sender<()>>,
-    plugin_acks: HashMap<String, Vec<oneshot::Sender<Option<String>>>>,
-    closed: bool,
-}
-
 /// One worker process and the connection to it.
-pub struct Worker {
+pub struct WorkerHandle {
     /// Unique for the host's lifetime (pids can be reused).
     serial: u64,
     process: ChildProcess,
     cgroup: Option<WorkerCgroup>,
-    out: mpsc::UnboundedSender<ToWorker>,
-    pending: Arc<Mutex<Pending>>,
-    next_id: AtomicU64,
-    in_flight: AtomicU64,
+    connection: Connection,
     started_at: Instant,
     shutting_down: AtomicBool,
-    /// Closed (true) when the connection ends.
-    disconnected: watch::Receiver<bool>,
 }
 
-impl std::fmt::Debug for Worker {
+impl std::fmt::Debug for WorkerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
+        f.debug_struct("WorkerHandle")
+            .field("serial", &self.serial)
             .field("pid", &self.pid())
             .finish_non_exhaustive()
     }
@@ -69,15 +55,18 @@ pub struct WorkerOutput {
     pub duration: Duration,
 }
 
-/// A failed call on a worker: one contract kind and a message.
+/// A failed call on a worker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct WorkerCallError {
-    pub kind: ErrorKind,
-    pub message: String,
+pub enum WorkerCallError {
+    /// The worker died (or its connection ended) before it answered.
+    #[error("the worker process (pid {pid}) died during the call: {detail}")]
+    Crashed { pid: u32, detail: String },
+    /// The worker answered: the call failed in the sandbox.
+    #[error(transparent)]
+    Failed(#[from] CallFailure),
 }
 
-impl Worker {
+impl WorkerHandle {
     /// Spawns a worker, checks its protocol version, and waits until its
     /// engine is up, every plugin is loaded and it is in its cgroup.
     pub(crate) async fn start(
@@ -87,7 +76,7 @@ impl Worker {
         limits: &OsLimits,
         init: Init,
         timeout: Duration,
-    ) -> Result<Arc<Worker>, StartError> {
+    ) -> Result<Arc<WorkerHandle>, StartError> {
         let placement = Placement {
             cgroups: Arc::clone(cgroups),
             memory_max: limits.memory_max,
@@ -159,22 +148,14 @@ impl Worker {
             return Err(e);
         }
 
-        let pending = Arc::new(Mutex::new(Pending::default()));
-        let (disconnected_tx, disconnected) = watch::channel(false);
-        let (out, _writer) = send.spawn_writer();
-        spawn_reader(pid, recv, Arc::clone(&pending), disconnected_tx);
         static SERIAL: AtomicU64 = AtomicU64::new(1);
-        Ok(Arc::new(Worker {
+        Ok(Arc::new(WorkerHandle {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             process,
             cgroup,
-            out,
-            pending,
-            next_id: AtomicU64::new(1),
-            in_flight: AtomicU64::new(0),
+            connection: Connection::open(pid, recv, send),
             started_at: Instant::now(),
             shutting_down: AtomicBool::new(false),
-            disconnected,
         }))
     }
 
@@ -193,21 +174,16 @@ impl Worker {
         self.started_at.elapsed()
     }
 
-    /// Calls running on it now.
-    pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
     /// Whether it can take calls: connected, not exited, not shutting down.
     pub fn is_alive(&self) -> bool {
-        !*self.disconnected.borrow()
+        self.connection.is_connected()
             && self.process.exit_status().is_none()
             && !self.shutting_down.load(Ordering::Relaxed)
     }
 
     /// A receiver that turns true when the connection ends.
     pub(crate) fn disconnected(&self) -> watch::Receiver<bool> {
-        self.disconnected.clone()
+        self.connection.disconnected()
     }
 
     /// Binds the worker to a process id. The assignment is pipelined: it is
@@ -215,15 +191,16 @@ impl Worker {
     /// order, so a call sent next runs bound. A worker that refuses it
     /// (only possible if it was bound already) exits, which the host sees
     /// as a crash.
-    pub(crate) fn assign(&self, assign: Assign) -> Result<(), StartError> {
+    pub(crate) fn assign(&self, assignment: Assignment) -> Result<(), StartError> {
         if !self.is_alive() {
             return Err(StartError::Protocol("the worker is gone".into()));
         }
-        self.send(ToWorker::Assign(assign));
+        self.connection.send(ToWorker::Assign(assignment));
         Ok(())
     }
 
-    /// Runs one call. A worker that dies meanwhile fails it with `worker_crashed`.
+    /// Runs one call. A worker that dies meanwhile fails it with
+    /// [`WorkerCallError::Crashed`].
     pub async fn invoke(
         &self,
         plugin: &str,
@@ -232,22 +209,18 @@ impl Worker {
         payload: Vec<u8>,
         limits: &CallLimits,
     ) -> Result<WorkerOutput, WorkerCallError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if self.register(|p| p.calls.insert(id, tx)).is_err() {
-            return Err(self.crashed());
-        }
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _done = InFlight(&self.in_flight);
-        self.send(ToWorker::Invoke(Invoke {
-            id,
-            plugin: plugin.to_owned(),
-            namespace: namespace.clone(),
-            session: session.clone(),
-            payload,
-            limits: limits.clone(),
-        }));
-        match rx.await {
+        let reply = self
+            .connection
+            .call(|id| Invoke {
+                id,
+                plugin: plugin.to_owned(),
+                namespace: namespace.clone(),
+                session: session.clone(),
+                payload,
+                limits: limits.clone(),
+            })
+            .map_err(|_| self.crashed())?;
+        match reply.await {
             Ok(Outcome::Ok {
                 output,
                 fuel_consumed,
@@ -257,7 +230,7 @@ impl Worker {
                 fuel_consumed,
                 duration,
             }),
-            Ok(Outcome::Err { kind, message }) => Err(WorkerCallError { kind, message }),
+            Ok(Outcome::Err(failure)) => Err(failure.into()),
             Err(_) => Err(self.crashed()),
         }
     }
@@ -267,47 +240,26 @@ impl Worker {
             .process
             .exit_status()
             .map_or_else(|| "its connection closed".to_owned(), describe_status);
-        WorkerCallError {
-            kind: ErrorKind::WorkerCrashed,
-            message: format!("the worker process (pid {}) died during the call: {detail}", self.pid()),
+        WorkerCallError::Crashed {
+            pid: self.pid(),
+            detail,
         }
     }
 
     /// Whether it answers a ping within `timeout`.
     pub async fn ping(&self, timeout: Duration) -> bool {
-        let nonce = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if self.register(|p| p.pings.insert(nonce, tx)).is_err() {
-            return false;
-        }
-        self.send(ToWorker::Ping { nonce });
-        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())))
+        self.connection.ping(timeout).await
     }
 
-    /// Loads (or replaces) a plugin; `Err` says why the worker refused it.
-    pub async fn add_plugin(&self, spec: PluginSpec) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        let name = spec.name.clone();
-        self.register(|p| p.plugin_acks.entry(name).or_default().push(tx))
-            .map_err(|()| "the worker is gone".to_owned())?;
-        self.send(ToWorker::PluginAdd(spec));
-        match rx.await {
-            Ok(None) => Ok(()),
-            Ok(Some(error)) => Err(error),
-            Err(_) => Err("the worker went away".into()),
-        }
+    /// Enqueues a plugin load (or replacement) now; the future says whether
+    /// the worker loaded it.
+    pub(crate) fn add_plugin(&self, spec: PluginSpec) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        self.connection.add_plugin(spec)
     }
 
-    /// Stops serving a plugin.
-    pub async fn remove_plugin(&self, name: &str) {
-        let (tx, rx) = oneshot::channel();
-        if self
-            .register(|p| p.plugin_acks.entry(name.to_owned()).or_default().push(tx))
-            .is_ok()
-        {
-            self.send(ToWorker::PluginRemove { name: name.to_owned() });
-            let _ = rx.await;
-        }
+    /// Enqueues a plugin removal now; the future resolves once it is done.
+    pub(crate) fn remove_plugin(&self, name: &str) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        self.connection.remove_plugin(name)
     }
 
     /// Asks the worker to finish its calls and exit; kills it when it is
@@ -316,7 +268,7 @@ impl Worker {
     pub(crate) async fn shutdown(&self, since: Instant, mut grace: watch::Receiver<Duration>) -> WorkerExit {
         self.shutting_down.store(true, Ordering::Relaxed);
         let started = since;
-        self.send(ToWorker::Shutdown { grace: *grace.borrow() });
+        self.connection.send(ToWorker::Shutdown { grace: *grace.borrow() });
         loop {
             let deadline = started + *grace.borrow_and_update();
             tokio::select! {
@@ -361,38 +313,13 @@ impl Worker {
             status: describe_status(status),
         }
     }
-
-    fn send(&self, message: ToWorker) {
-        // A failed send means the connection is gone; the reader fails
-        // every pending reply when that happens.
-        let _ = self.out.send(message);
-    }
-
-    /// Registers a waiter for a reply, unless the connection is closed.
-    fn register<R>(&self, add: impl FnOnce(&mut Pending) -> R) -> Result<R, ()> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if pending.closed {
-            return Err(());
-        }
-        Ok(add(&mut pending))
-    }
 }
 
-impl Drop for Worker {
+impl Drop for WorkerHandle {
     fn drop(&mut self) {
         // The process kills and reaps itself on drop; make sure nothing
         // waits on a reply that can no longer come.
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.closed = true;
-        pending.calls.clear();
-    }
-}
-
-struct InFlight<'a>(&'a AtomicU64);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.connection.close();
     }
 }
 
@@ -402,77 +329,6 @@ fn unexpected(wanted: &str, got: Option<Result<FromWorker, ipc::FrameError>>) ->
         Some(Err(e)) => format!("waiting for {wanted}: {e}"),
         Some(Ok(other)) => format!("expected {wanted}, got {other:?}"),
     })
-}
-
-fn spawn_reader(
-    pid: u32,
-    mut recv: ipc::Receiver<OwnedReadHalf, FromWorker>,
-    pending: Arc<Mutex<Pending>>,
-    disconnected: watch::Sender<bool>,
-) {
-    tokio::spawn(async move {
-        loop {
-            let message = match recv.recv().await {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => {
-                    tracing::error!(pid, "worker broke the protocol: {e}");
-                    break;
-                }
-                None => break,
-            };
-            let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
-            match message {
-                FromWorker::Result { id, outcome } => {
-                    if let Some(tx) = p.calls.remove(&id) {
-                        let _ = tx.send(outcome);
-                    }
-                }
-                FromWorker::Pong { nonce } => {
-                    if let Some(tx) = p.pings.remove(&nonce) {
-                        let _ = tx.send(());
-                    }
-                }
-                FromWorker::PluginAdded { name, error } => {
-                    if let Some(tx) = take_ack(&mut p.plugin_acks, &name) {
-                        let _ = tx.send(error);
-                    }
-                }
-                FromWorker::PluginRemoved { name } => {
-                    if let Some(tx) = take_ack(&mut p.plugin_acks, &name) {
-                        let _ = tx.send(None);
-                    }
-                }
-                FromWorker::Assigned => {}
-                FromWorker::AssignFailed { message } => {
-                    // The worker exits after this; its exit is the crash.
-                    tracing::error!(pid, "worker refused its assignment: {message}");
-                }
-                other => {
-                    tracing::error!(pid, "unexpected message from worker: {other:?}");
-                    break;
-                }
-            }
-        }
-        // Every waiter learns at once that no reply will come.
-        let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
-        p.closed = true;
-        p.calls.clear();
-        p.pings.clear();
-        p.plugin_acks.clear();
-        let _ = disconnected.send(true);
-    });
-}
-
-fn take_ack(
-    acks: &mut HashMap<String, Vec<oneshot::Sender<Option<String>>>>,
-    name: &str,
-) -> Option<oneshot::Sender<Option<String>>> {
-    let waiters = acks.get_mut(name)?;
-    let first = (!waiters.is_empty()).then(|| waiters.remove(0));
-    if waiters.is_empty() {
-        acks.remove(name);
-    }
-    first
 }
 
 /// Logs each line the worker writes to stderr, tagged with its pid.

@@ -1,0 +1,285 @@
+//! The isolation manager on procmgr's fake syncer, on paused time: routing,
+//! concurrent first calls, a crash while a call waits, backoff, eviction,
+//! timeouts and the idle reaper. No process is spawned; each test runs in
+//! milliseconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{IsolationError, IsolationKey, IsolationLevel, IsolationManager, IsolationSettings, TenantPolicy};
+use crate::ipc::Assignment;
+use crate::names::{Namespace, SessionId};
+use crate::procmgr::testing::{FakeSyncer, Hook, LONG, Step};
+use crate::procmgr::{Managed, ProcessManagerOptions, ProcessState, ProcmgrError, SyncOutcome};
+
+type Manager = Arc<IsolationManager<FakeSyncer<Assignment>>>;
+
+fn settings(level: IsolationLevel) -> IsolationSettings {
+    IsolationSettings {
+        default_policy: TenantPolicy {
+            level,
+            ..TenantPolicy::default()
+        },
+        ..IsolationSettings::default()
+    }
+}
+
+fn manager_with(settings: IsolationSettings) -> Manager {
+    let options = ProcessManagerOptions::default().with_backoff_period(Duration::from_secs(60));
+    IsolationManager::new(settings, FakeSyncer::default(), options)
+}
+
+fn manager(level: IsolationLevel) -> Manager {
+    manager_with(settings(level))
+}
+
+fn key(namespace: &str, session: &str) -> IsolationKey {
+    IsolationKey {
+        namespace: Namespace::new(namespace).unwrap(),
+        session: SessionId::new(session).unwrap(),
+    }
+}
+
+fn syncer(manager: &Manager) -> &FakeSyncer<Assignment> {
+    manager.procmgr.syncer()
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_route_to_the_memos_process_ids_at_each_level() {
+    for (level, ids) in [
+        (IsolationLevel::None, ["shared", "shared", "shared"]),
+        (IsolationLevel::Namespace, ["ns:a", "ns:a", "ns:b"]),
+        (IsolationLevel::Session, ["session:s1", "session:s2", "session:s3"]),
+    ] {
+        let m = manager(level);
+        for (k, id) in [key("a", "s1"), key("a", "s2"), key("b", "s3")].iter().zip(ids) {
+            let acquired = m.get_or_create_process(k).await.unwrap();
+            assert_eq!(acquired.process_id.as_str(), id, "{level}");
+            assert_eq!(acquired.level, level);
+            assert!(acquired.handle.is_live());
+        }
+        let created: usize = ["shared", "ns:a", "ns:b", "session:s1", "session:s2", "session:s3"]
+            .iter()
+            .map(|id| syncer(&m).started(id).len())
+            .sum();
+        let distinct = ids.iter().collect::<std::collections::BTreeSet<_>>().len();
+        assert_eq!(created, distinct, "{level}: one worker per process id");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_assignment_names_what_the_worker_is_bound_to() {
+    let m = manager(IsolationLevel::Session);
+    m.get_or_create_process(&key("acme", "s1")).await.unwrap();
+    let calls = syncer(&m).calls_of(Hook::Sync, "session:s1");
+    let assignment = &calls[0].config;
+    assert_eq!(assignment.level, IsolationLevel::Session);
+    assert_eq!(assignment.namespace.as_ref().map(Namespace::as_str), Some("acme"));
+    assert_eq!(assignment.session.as_ref().map(SessionId::as_str), Some("s1"));
+    let shared = manager(IsolationLevel::None);
+    shared.get_or_create_process(&key("acme", "s1")).await.unwrap();
+    let calls = syncer(&shared).calls_of(Hook::Sync, "shared");
+    assert_eq!(
+        (calls[0].config.namespace.as_ref(), calls[0].config.session.as_ref()),
+        (None, None)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_call_is_cold_and_the_next_one_warm() {
+    let m = manager(IsolationLevel::Namespace);
+    let first = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    let second = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    assert!(first.cold && !second.cold);
+    assert_eq!(first.handle, second.handle);
+    assert!(
+        Arc::ptr_eq(&first.admission, &second.admission),
+        "one bulkhead per process"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_first_calls_share_one_create() {
+    let m = manager(IsolationLevel::Namespace);
+    syncer(&m).script_sync(
+        "ns:a",
+        Step::ok(SyncOutcome::started(crate::procmgr::testing::FakeHandle::new())).after(Duration::from_millis(50)),
+    );
+    let calls = (0..10).map(|_| {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move { m.get_or_create_process(&key("a", "s")).await })
+    });
+    let acquired: Vec<_> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
+    assert_eq!(
+        syncer(&m).count(Hook::Sync, "ns:a"),
+        1,
+        "one Create, no duplicate syncs"
+    );
+    assert!(acquired.iter().all(|a| a.handle == acquired[0].handle && a.cold));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_reported_while_a_call_waits_answers_unavailable_with_the_backoff() {
+    let m = manager(IsolationLevel::Namespace);
+    let handle = m.get_or_create_process(&key("a", "s")).await.unwrap().handle;
+    // The worker dies; procmgr has not heard yet when the next call comes.
+    handle.kill();
+    let err = m.get_or_create_process(&key("a", "s")).await.unwrap_err();
+    let IsolationError::Unavailable {
+        reason, retry_after, ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(reason.contains("died"), "{reason}");
+    let retry = retry_after.expect("the backoff").as_secs_f64();
+    assert!((1.5..=2.5).contains(&retry), "first crash backs off 2 s +-25%: {retry}");
+    // During the backoff the answer stays the same, without waiting.
+    let started = Instant::now();
+    let again = m.get_or_create_process(&key("a", "s")).await.unwrap_err();
+    assert!(matches!(again, IsolationError::Unavailable { .. }), "{again:?}");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    // After it, a new worker serves (procmgr restarted it meanwhile).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let back = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    assert_ne!(back.handle, handle);
+    let status = m.watch("ns:a").unwrap().current();
+    assert_eq!((status.restart_count, status.error_count), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_waiting_for_a_start_that_fails_is_told_why() {
+    let m = manager(IsolationLevel::Namespace);
+    syncer(&m).script_sync(
+        "ns:a",
+        Step::err(ProcmgrError::hook("spawning the worker: no such file")).after(Duration::from_millis(20)),
+    );
+    let err = m.get_or_create_process(&key("a", "s")).await.unwrap_err();
+    match &err {
+        IsolationError::Unavailable {
+            reason, retry_after, ..
+        } => {
+            assert!(reason.contains("no such file"), "{reason}");
+            assert!(retry_after.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.kind(), crate::ErrorKind::WorkerUnavailable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_that_never_ends_times_out_at_the_start_timeout() {
+    let m = manager_with(IsolationSettings {
+        start_timeout: Duration::from_secs(5),
+        ..settings(IsolationLevel::Namespace)
+    });
+    syncer(&m).script_sync(
+        "ns:a",
+        Step::ok(SyncOutcome::running()).after(Duration::from_secs(3600)),
+    );
+    let started = Instant::now();
+    let err = m.get_or_create_process(&key("a", "s")).await.unwrap_err();
+    assert!(matches!(err, IsolationError::StartTimeout { .. }), "{err:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_belongs_to_the_namespace_that_created_it() {
+    let m = manager(IsolationLevel::Session);
+    m.get_or_create_process(&key("acme", "checkout")).await.unwrap();
+    let err = m.get_or_create_process(&key("globex", "checkout")).await.unwrap_err();
+    assert!(
+        matches!(err, IsolationError::SessionOfAnotherNamespace { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), crate::ErrorKind::Forbidden);
+    assert!(m.get_or_create_process(&key("acme", "checkout")).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_max_processes_the_least_recently_used_idle_process_makes_room() {
+    let m = manager_with(IsolationSettings {
+        max_processes: 2,
+        ..settings(IsolationLevel::Namespace)
+    });
+    m.get_or_create_process(&key("a", "s")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    m.get_or_create_process(&key("b", "s")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    m.touch(&"ns:a".into());
+    m.get_or_create_process(&key("c", "s")).await.unwrap();
+    let ids: Vec<String> = m
+        .list_processes()
+        .iter()
+        .map(|p| p.assignment.process_id.to_string())
+        .collect();
+    assert_eq!(ids, ["ns:a", "ns:c"], "b was the least recently used");
+    syncer(&m).wait_calls(Hook::Terminating, "ns:b", 1).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_max_processes_a_busy_process_is_never_evicted() {
+    let m = manager_with(IsolationSettings {
+        max_processes: 1,
+        ..settings(IsolationLevel::Namespace)
+    });
+    let busy = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    let running = busy.admission.admit().await.unwrap();
+    let err = m.get_or_create_process(&key("b", "s")).await.unwrap_err();
+    assert_eq!(err, IsolationError::Full { max: 1 });
+    assert!(err.to_string().contains("max_processes"), "{err}");
+    drop(running);
+    m.get_or_create_process(&key("b", "s")).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminated_key_is_created_again_at_once() {
+    let m = manager(IsolationLevel::Namespace);
+    let first = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    m.terminate_process("ns:a", Some(Duration::from_secs(1))).await.unwrap();
+    assert!(!first.handle.is_live(), "the fake's termination kills it");
+    assert!(m.get_process("ns:a").is_none());
+    let again = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    assert_ne!(again.handle, first.handle);
+    let err = m.terminate_process("ns:nobody", None).await.unwrap_err();
+    assert!(matches!(err, IsolationError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_processes_are_terminated_after_the_idle_timeout() {
+    let m = manager_with(IsolationSettings {
+        idle_timeout: Some(Duration::from_secs(30)),
+        ..settings(IsolationLevel::Namespace)
+    });
+    let idle = m.get_or_create_process(&key("idle", "s")).await.unwrap();
+    let busy = m.get_or_create_process(&key("busy", "s")).await.unwrap();
+    let running = busy.admission.admit().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert!(idle.handle.is_live(), "not before its time");
+    let mut watch = m.watch("ns:idle").unwrap();
+    let status = watch
+        .wait_for_timeout(|s| s.state.is_terminated(), LONG)
+        .await
+        .expect("terminated");
+    assert!(status.state >= ProcessState::Terminated);
+    assert!(!idle.handle.is_live());
+    assert!(busy.handle.is_live(), "a process with a call running is never idle");
+    drop(running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_terminates_every_process_and_refuses_new_ones() {
+    let m = manager(IsolationLevel::Namespace);
+    let a = m.get_or_create_process(&key("a", "s")).await.unwrap();
+    let b = m.get_or_create_process(&key("b", "s")).await.unwrap();
+    m.shutdown(Instant::now() + Duration::from_secs(10)).await.unwrap();
+    assert!(!a.handle.is_live() && !b.handle.is_live());
+    let err = m.get_or_create_process(&key("c", "s")).await.unwrap_err();
+    assert_eq!(err, IsolationError::ShuttingDown);
+}

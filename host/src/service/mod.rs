@@ -1,0 +1,350 @@
+//! The service layer: the one entry point the HTTP API (and the benches and
+//! tests) call.
+//!
+//! [`Service::invoke`] resolves the tenant's level and limits, finds (or
+//! creates) the process, passes its bulkhead and runs the call on its
+//! worker. [`Service::deploy`] and [`Service::remove`] compile once in the
+//! host, persist, and reach every worker; calls in flight finish on the
+//! version they started with.
+//!
+//! Files: `error.rs` (the failures), `store.rs` (deployed plugins on disk),
+//! `build.rs` (a service from a resolved [`Config`](crate::config::Config)).
+
+mod build;
+mod error;
+mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use self::build::{BuildError, Running, isolation_settings, sandbox_config, start};
+pub use self::error::{DeployError, InvokeError, InvokeFailure, RemoveError};
+pub use self::store::{PluginStore, StoreError};
+use crate::compartment::IsolationLevel;
+use crate::ipc::PluginSpec;
+use crate::isolation::{Acquired, IsolationError, IsolationKey, IsolationManager, IsolationSettings, ProcessInfo};
+use crate::names::{Namespace, PluginName, SessionId};
+use crate::procmgr::{Health, ProcessId, ProcessManagerOptions, ProcmgrError, StatusWatch};
+use crate::sandbox::{Compiled, InstanceMode, PluginError, Sandbox, SandboxError};
+use crate::supervisor::{AssignedWorker, ExitHook, PoolSource, Supervisor, SupervisorConfig, WorkerSyncer};
+
+/// A successful call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeOutput {
+    pub output: Vec<u8>,
+    pub fuel_consumed: u64,
+    pub process_id: ProcessId,
+    pub level: IsolationLevel,
+    /// Set when the call waited for its process to be created: where the
+    /// worker came from and how long getting it ready took.
+    pub cold_start: Option<(PoolSource, Duration)>,
+    /// Wall-clock time of the whole call, creation included.
+    pub duration: Duration,
+}
+
+/// A deployed plugin, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub mode: InstanceMode,
+    pub sha256: [u8; 32],
+    pub size: usize,
+}
+
+/// A plugin just deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    pub name: PluginName,
+    pub mode: InstanceMode,
+    pub compiled: Compiled,
+}
+
+/// One process, as listed: the isolation manager's view of it.
+pub type Process = ProcessInfo<AssignedWorker>;
+
+/// Everything a service is built from.
+#[derive(Clone)]
+pub struct ServiceSettings {
+    pub isolation: IsolationSettings,
+    pub supervisor: SupervisorConfig,
+    pub procmgr: ProcessManagerOptions,
+    /// Plugins served from the start (built-in and configured): name,
+    /// component bytes, instance mode. A deployed plugin of the same name
+    /// wins.
+    pub plugins: Vec<(String, Vec<u8>, InstanceMode)>,
+    /// Where deployed plugins are kept across restarts.
+    pub plugins_dir: PathBuf,
+    /// Told of every exit of an assigned worker.
+    pub on_exit: Option<ExitHook>,
+}
+
+impl std::fmt::Debug for ServiceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSettings")
+            .field("isolation", &self.isolation)
+            .field("supervisor", &self.supervisor)
+            .field("procmgr", &self.procmgr)
+            .field("plugins_dir", &self.plugins_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The host-side compiler sandbox could not be built.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// A configured or stored plugin is invalid or could not be compiled.
+    #[error("plugin {name}: {source}")]
+    Plugin {
+        name: String,
+        #[source]
+        source: PluginError,
+    },
+    /// The store of deployed plugins could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The spawner thread could not be started.
+    #[error("starting the worker spawner: {0}")]
+    Spawner(#[source] std::io::Error),
+}
+
+/// The service: tenants' calls, the plugin set, and the processes.
+#[derive(Debug)]
+pub struct Service {
+    manager: Arc<IsolationManager<WorkerSyncer>>,
+    supervisor: Arc<Supervisor>,
+    compiler: Sandbox,
+    store: PluginStore,
+    /// The instance mode each configured plugin has, the default of a
+    /// deploy of that name.
+    configured_modes: HashMap<String, InstanceMode>,
+}
+
+impl Service {
+    /// Compiles the plugins (configured, then stored), starts the
+    /// supervisor (and its warm pool) and the isolation manager.
+    pub async fn start(settings: ServiceSettings) -> Result<Arc<Self>, StartError> {
+        let compiler = Sandbox::new(settings.supervisor.sandbox.clone())?;
+        let store = PluginStore::open(&settings.plugins_dir)?;
+        let configured_modes = settings
+            .plugins
+            .iter()
+            .map(|(name, _, mode)| (name.clone(), *mode))
+            .collect();
+        let mut plugins = settings.plugins;
+        // Deployed plugins win over configured ones of the same name: they are newer.
+        for (name, bytes, mode) in store.load()? {
+            plugins.retain(|(n, _, _)| *n != name);
+            plugins.push((name, bytes, mode));
+        }
+        let mut specs = Vec::with_capacity(plugins.len());
+        for (name, bytes, mode) in plugins {
+            let compiled = compiler.compile(&bytes).map_err(|source| StartError::Plugin {
+                name: name.clone(),
+                source,
+            })?;
+            specs.push(PluginSpec {
+                name,
+                mode,
+                artifact: compiled.artifact,
+            });
+        }
+        let supervisor = Supervisor::new(settings.supervisor, specs).map_err(StartError::Spawner)?;
+        let syncer = WorkerSyncer::new(Arc::clone(&supervisor), settings.on_exit);
+        let manager = IsolationManager::new(settings.isolation, syncer, settings.procmgr);
+        Ok(Arc::new(Self {
+            manager,
+            supervisor,
+            compiler,
+            store,
+            configured_modes,
+        }))
+    }
+
+    /// The isolation manager (processes, health, statuses).
+    pub fn manager(&self) -> &Arc<IsolationManager<WorkerSyncer>> {
+        &self.manager
+    }
+
+    /// Runs `plugin` for a tenant. `session` is required when the tenant's
+    /// level is `session`, and defaults to `default` otherwise.
+    pub async fn invoke(
+        &self,
+        namespace: Namespace,
+        session: Option<SessionId>,
+        plugin: &str,
+        payload: Vec<u8>,
+    ) -> Result<InvokeOutput, InvokeError> {
+        let started = Instant::now();
+        let policy = self.manager.policy(&namespace);
+        let level = policy.level;
+        let refuse = |failure: InvokeFailure, process_id: Option<ProcessId>| InvokeError {
+            failure,
+            process_id,
+            level,
+        };
+        let session = match (session, level) {
+            (Some(session), _) => session,
+            (None, IsolationLevel::Session) => {
+                return Err(refuse(InvokeFailure::SessionRequired { namespace }, None));
+            }
+            (None, _) => SessionId::default_session(),
+        };
+        if let Some(allowed) = &policy.plugins
+            && !allowed.contains(plugin)
+        {
+            let plugin = plugin.to_owned();
+            return Err(refuse(InvokeFailure::PluginNotAllowed { plugin, namespace }, None));
+        }
+        if !self.supervisor.has_plugin(plugin) {
+            let plugin = plugin.to_owned();
+            return Err(refuse(InvokeFailure::PluginNotFound { plugin }, None));
+        }
+        let limits = policy.call.clone();
+        let key = IsolationKey { namespace, session };
+        let Acquired {
+            process_id,
+            handle,
+            admission,
+            cold,
+            ..
+        } = self
+            .manager
+            .get_or_create_process(&key)
+            .await
+            .map_err(|e| refuse(e.into(), Some(key.process_id(level))))?;
+        let admitted = admission.admit().await.map_err(|rejection| {
+            let failure = InvokeFailure::Rejected {
+                process_id: process_id.clone(),
+                rejection,
+                limits: admission.limits().clone(),
+            };
+            refuse(failure, Some(process_id.clone()))
+        })?;
+        let result = handle
+            .worker()
+            .invoke(plugin, &key.namespace, &key.session, payload, &limits)
+            .await;
+        drop(admitted);
+        self.manager.touch(&process_id);
+        match result {
+            Ok(done) => Ok(InvokeOutput {
+                output: done.output,
+                fuel_consumed: done.fuel_consumed,
+                cold_start: cold.then(|| (handle.source(), handle.start_time())),
+                process_id,
+                level,
+                duration: started.elapsed(),
+            }),
+            Err(e) => Err(refuse(e.into(), Some(process_id))),
+        }
+    }
+
+    /// The plugins, by name.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.supervisor
+            .plugins()
+            .into_iter()
+            .map(|p| PluginInfo {
+                name: p.name,
+                mode: p.mode,
+                sha256: p.artifact.sha256,
+                size: p.artifact.size,
+            })
+            .collect()
+    }
+
+    /// Deploys (or atomically replaces) a plugin: validated and compiled
+    /// once (off the async threads), stored so it survives a restart, then
+    /// loaded by every worker, idle and assigned. A live worker that cannot
+    /// load it is killed, and procmgr restarts it with the new set. `mode`
+    /// defaults to the configured mode of that name, else `per-request`.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        name: PluginName,
+        bytes: Vec<u8>,
+        mode: Option<InstanceMode>,
+    ) -> Result<Deployed, DeployError> {
+        let mode = mode
+            .or_else(|| self.configured_modes.get(name.as_str()).copied())
+            .unwrap_or_default();
+        let compiled = {
+            let this = Arc::clone(self);
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || this.compiler.compile(&bytes))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
+        };
+        // Persist first: a plugin that is live survives a restart.
+        self.store.save(&name, &bytes, mode)?;
+        self.supervisor
+            .install(PluginSpec {
+                name: name.to_string(),
+                mode,
+                artifact: compiled.artifact.clone(),
+            })
+            .await;
+        Ok(Deployed { name, mode, compiled })
+    }
+
+    /// Removes a plugin from the store, then from every worker.
+    pub async fn remove(&self, name: &str) -> Result<(), RemoveError> {
+        if !self.supervisor.has_plugin(name) {
+            return Err(RemoveError::NotFound { name: name.to_owned() });
+        }
+        self.store.remove(name)?;
+        if !self.supervisor.remove(name).await {
+            return Err(RemoveError::NotFound { name: name.to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Every process not yet Finished, sorted by id.
+    pub fn processes(&self) -> Vec<Process> {
+        self.manager.list_processes()
+    }
+
+    /// The process of `id`, unless it is unknown or Finished.
+    pub fn process(&self, id: &str) -> Option<Process> {
+        self.manager.get_process(id)
+    }
+
+    /// A watch on `id`'s status, if procmgr knows it.
+    pub fn watch(&self, id: &str) -> Option<StatusWatch<AssignedWorker>> {
+        self.manager.watch(id)
+    }
+
+    /// Terminates `id`, waiting until its worker is gone.
+    pub async fn terminate(&self, id: &str, grace: Option<Duration>) -> Result<(), IsolationError> {
+        self.manager.terminate_process(id, grace).await
+    }
+
+    /// procmgr's health report.
+    pub fn health(&self) -> Health {
+        self.manager.health()
+    }
+
+    /// Workers by state: idle in the warm pool, and assigned and live.
+    pub fn workers(&self) -> (usize, usize) {
+        (self.supervisor.idle_workers(), self.manager.live_processes())
+    }
+
+    /// Waits until the warm pool holds its target of idle workers (or
+    /// `timeout`).
+    pub async fn wait_pool_filled(&self, timeout: Duration) -> bool {
+        self.supervisor.wait_pool_filled(timeout).await
+    }
+
+    /// Terminates every process (termination hooks run, workers get their
+    /// grace period) and stops the warm pool; an error if `deadline` passes
+    /// first.
+    pub async fn shutdown(&self, deadline: Instant) -> Result<(), ProcmgrError> {
+        let result = self.manager.shutdown(deadline.into()).await;
+        self.supervisor.shutdown().await;
+        result
+    }
+}
