@@ -14,7 +14,7 @@ use crate::config::{Identity, Tokens};
 
 /// The caller, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub(super) enum Caller {
     /// The admin token, or auth is off.
     Admin,
     /// A tenant token, bound to this namespace.
@@ -23,7 +23,7 @@ pub enum Caller {
 
 impl Caller {
     /// Refuses tenants.
-    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
+    pub(super) fn require_admin(&self, what: &str) -> Result<(), ApiError> {
         match self {
             Caller::Admin => Ok(()),
             Caller::Tenant(ns) => Err(ApiError::new(
@@ -34,7 +34,7 @@ impl Caller {
     }
 
     /// Whether the caller may act in `namespace`.
-    pub fn may_use(&self, namespace: &str) -> bool {
+    pub(super) fn may_use(&self, namespace: &str) -> bool {
         match self {
             Caller::Admin => true,
             Caller::Tenant(ns) => ns == namespace,
@@ -43,7 +43,7 @@ impl Caller {
 }
 
 /// Identifies the caller from the `Authorization` header.
-pub fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub(super) fn authenticate(tokens: &Tokens, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if !tokens.enabled() {
         return Ok(Caller::Admin);
     }

@@ -16,7 +16,7 @@ use crate::service::{DeployError, InvokeError, RemoveError};
 /// API decides itself (authentication, headers, bodies), or a lower layer's,
 /// carried as it is.
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Refused by the API itself.
     Request { kind: ErrorKind, message: String },
     /// A call failed.
@@ -30,19 +30,19 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::Request {
             kind,
             message: message.into(),
         }
     }
 
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidRequest, message)
     }
 
     /// The contract kind.
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             Self::Request { kind, .. } => *kind,
             Self::Invoke(e) => e.kind(),

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::procmgr::Health;
 
 /// `5m23s`, `1h2m3s`, `45s`: whole seconds, like the memo's report.
-pub fn format_uptime(d: Duration) -> String {
+pub(crate) fn format_uptime(d: Duration) -> String {
     let secs = d.as_secs();
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     match (h, m) {
@@ -17,7 +17,7 @@ pub fn format_uptime(d: Duration) -> String {
 }
 
 /// `2025-10-15 08:30:00` (UTC).
-pub fn format_time(t: SystemTime) -> String {
+pub(crate) fn format_time(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (y, mo, d) = civil_from_days(days as i64);
@@ -44,7 +44,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// The JSON of `GET /v1/health`.
-pub fn health_json(health: &Health) -> serde_json::Value {
+pub(crate) fn health_json(health: &Health) -> serde_json::Value {
     let processes: serde_json::Map<String, serde_json::Value> = health
         .processes
         .iter()
@@ -71,7 +71,7 @@ pub fn health_json(health: &Health) -> serde_json::Value {
 }
 
 /// The text report of `GET /v1/health/report` and `bulkhead health`.
-pub fn health_report(backend: &str, health: &Health) -> String {
+pub(crate) fn health_report(backend: &str, health: &Health) -> String {
     let mut out = String::new();
     let _ = write!(
         out,

@@ -6,7 +6,7 @@
 mod admin;
 mod auth;
 mod error;
-pub mod health;
+pub(crate) mod health;
 mod invoke;
 mod status;
 
@@ -17,7 +17,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 
-pub use self::error::ApiError;
 use crate::config::{Config, Tokens};
 use crate::metrics::HostMetrics;
 use crate::procmgr::PrometheusMetrics;
@@ -25,7 +24,7 @@ use crate::service::{Running, Service};
 
 /// What every handler can reach.
 #[derive(Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub service: Arc<Service>,
     pub config: Config,
     pub tokens: Tokens,
@@ -38,7 +37,7 @@ pub struct AppState {
 impl AppState {
     /// The state of a host serving `running` under `config`; `ready` sets
     /// `/readyz` from the start.
-    pub fn new(config: Config, running: Running, ready: bool) -> Arc<Self> {
+    pub(crate) fn new(config: Config, running: Running, ready: bool) -> Arc<Self> {
         Arc::new(Self {
             service: running.service,
             tokens: config.tokens(),
@@ -51,7 +50,7 @@ impl AppState {
 }
 
 /// The router of every endpoint.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/invoke/{plugin}", post(invoke::invoke))
         .route(

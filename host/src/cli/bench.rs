@@ -38,7 +38,7 @@ enum BenchWhat {
 
 /// Whether a warm pool is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PoolMode {
+pub(super) enum PoolMode {
     On,
     Off,
     Both,
@@ -46,7 +46,7 @@ pub enum PoolMode {
 
 /// Measures cold start.
 #[derive(Debug, clap::Args)]
-pub struct ColdStartCommand {
+pub(super) struct ColdStartCommand {
     /// Levels to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "none,namespace,session")]
     levels: Vec<IsolationLevel>,
@@ -107,7 +107,7 @@ impl BenchCommand {
 }
 
 impl ColdStartCommand {
-    pub fn execute(self) -> ExitCode {
+    pub(super) fn execute(self) -> ExitCode {
         let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => {

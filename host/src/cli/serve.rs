@@ -29,15 +29,12 @@ pub struct ServeCommand {
 }
 
 /// Exit code of a configuration error, as for `config check`.
-pub const EXIT_CONFIG: u8 = 2;
+pub(super) const EXIT_CONFIG: u8 = 2;
 
 impl ServeCommand {
     pub fn execute(self) -> ExitCode {
         init_logging();
-        let overrides = Overrides {
-            listen: self.listen,
-            ..Overrides::default()
-        };
+        let overrides = Overrides { listen: self.listen };
         let config = match Config::load_with_process_env(self.config.as_deref(), &overrides) {
             Ok(config) => config,
             Err(e) => {

@@ -23,7 +23,6 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
-use super::IsolationLevel;
 use super::error::{ConfigError, Origin, format_key};
 use super::raw::{ListenAddr, RawConfig};
 use super::resolved::Config;
@@ -45,13 +44,8 @@ const ENV_LAYER: &str = "environment variable";
 /// Command-line flags, applied over the file and the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `--listen ADDR`: `server.listen`.
+    /// `--listen ADDR` of `bulkhead serve`: `server.listen`.
     pub listen: Option<SocketAddr>,
-    /// `--level LEVEL`: `isolation.level`.
-    pub level: Option<IsolationLevel>,
-    /// `--data-dir DIR`: `data.dir` (and the default `cache_dir` and
-    /// `plugins_dir` below it).
-    pub data_dir: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -61,24 +55,12 @@ impl Overrides {
         if self.listen.is_some() {
             keys.push((&["server", "listen"], "--listen"));
         }
-        if self.level.is_some() {
-            keys.push((&["isolation", "level"], "--level"));
-        }
-        if self.data_dir.is_some() {
-            keys.push((&["data", "dir"], "--data-dir"));
-        }
         keys
     }
 
     fn apply(&self, raw: &mut RawConfig) {
         if let Some(listen) = self.listen {
             raw.server.listen = Some(ListenAddr(listen));
-        }
-        if let Some(level) = self.level {
-            raw.isolation.level = Some(level);
-        }
-        if let Some(dir) = &self.data_dir {
-            raw.data.dir = Some(dir.clone());
         }
     }
 }

@@ -14,7 +14,9 @@ use super::auth::{TokenHash, Tokens};
 use super::error::{ConfigError, Origin};
 use super::{InstanceMode, IsolationLevel};
 use crate::builtin::BuiltinPlugin;
+use crate::isolation::{AdmissionLimits, IsolationSettings};
 use crate::names::Namespace;
+use crate::sandbox::{CallLimits, SandboxConfig};
 
 /// The whole resolved configuration. Sections mirror the TOML tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,8 +102,8 @@ impl ServerConfig {
     /// 1 GiB: a payload is held in host memory and copied twice (to the
     /// worker, into the guest); beyond this a request stream is the wrong tool.
     pub const MAX_PAYLOAD_CEILING: u64 = 1 << 30;
-    /// 64 MiB.
-    pub const DEFAULT_MAX_PLUGIN_SIZE: u64 = 64 << 20;
+    /// The sandbox's own default (64 MiB).
+    pub const DEFAULT_MAX_PLUGIN_SIZE: u64 = SandboxConfig::DEFAULT_MAX_PLUGIN_SIZE as u64;
     /// 1 GiB: the compiled code of a component is several times its size and
     /// is loaded by every worker.
     pub const MAX_PLUGIN_SIZE_CEILING: u64 = 1 << 30;
@@ -161,8 +163,8 @@ pub struct IsolationConfig {
 }
 
 impl IsolationConfig {
-    /// 10 s.
-    pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+    /// procmgr's own default (10 s).
+    pub const DEFAULT_GRACE_PERIOD: Duration = crate::procmgr::DEFAULT_GRACE_PERIOD;
     /// 5 minutes: shutdown of the host waits for the longest grace period,
     /// and a service manager kills a host that takes longer than that.
     pub const GRACE_PERIOD_CEILING: Duration = Duration::from_secs(5 * 60);
@@ -171,13 +173,13 @@ impl IsolationConfig {
     /// 30 days: longer is "never" (write `0s`), and keeps `Instant + timeout`
     /// arithmetic far from overflow, which panics.
     pub const IDLE_TIMEOUT_CEILING: Duration = Duration::from_secs(30 * 24 * 3600);
-    /// 64 workers: about 0.7 GB resident when idle (11 MB each).
-    pub const DEFAULT_MAX_PROCESSES: u32 = 64;
+    /// The isolation manager's own default (64 workers).
+    pub const DEFAULT_MAX_PROCESSES: u32 = IsolationSettings::DEFAULT_MAX_PROCESSES as u32;
     /// 4096 workers: past this, pids, file descriptors and the pooling
     /// allocator's address-space reservations of one host run out first.
     pub const MAX_PROCESSES_CEILING: u32 = 4096;
-    /// 5 s: a fresh worker is ready in about 3-7 ms; seconds mean it is stuck.
-    pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The isolation manager's own default (5 s).
+    pub const DEFAULT_START_TIMEOUT: Duration = IsolationSettings::DEFAULT_START_TIMEOUT;
     /// 5 minutes.
     pub const START_TIMEOUT_CEILING: Duration = Duration::from_secs(5 * 60);
 }
@@ -217,18 +219,18 @@ pub struct ProcmgrConfig {
 }
 
 impl ProcmgrConfig {
-    /// 30 s.
-    pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+    /// procmgr's own default (30 s).
+    pub const DEFAULT_RESYNC_INTERVAL: Duration = crate::procmgr::DEFAULT_RESYNC_INTERVAL;
     /// 100 ms: shorter turns health checking into a busy loop.
     pub const RESYNC_INTERVAL_FLOOR: Duration = Duration::from_millis(100);
     /// 30 days: keeps `Instant + interval` arithmetic far from overflow.
     pub const RESYNC_INTERVAL_CEILING: Duration = Duration::from_secs(30 * 24 * 3600);
-    /// 5 s.
-    pub const DEFAULT_BACKOFF_PERIOD: Duration = Duration::from_secs(5);
+    /// procmgr's own default (5 s).
+    pub const DEFAULT_BACKOFF_PERIOD: Duration = crate::procmgr::DEFAULT_BACKOFF_PERIOD;
     /// 1 hour: a tenant waits at most this long after its worker recovers.
     pub const BACKOFF_PERIOD_CEILING: Duration = Duration::from_secs(3600);
-    /// `procmgr`, the memo's metric names.
-    pub const DEFAULT_METRICS_NAMESPACE: &str = "procmgr";
+    /// `procmgr`, the memo's metric names (procmgr's own default).
+    pub const DEFAULT_METRICS_NAMESPACE: &str = crate::procmgr::DEFAULT_NAMESPACE;
     /// 64 characters.
     pub const METRICS_NAMESPACE_MAX_LEN: usize = 64;
 }
@@ -306,31 +308,31 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// 1 billion units: about a second of straight-line guest code.
-    pub const DEFAULT_FUEL: u64 = 1_000_000_000;
-    /// 64 MiB.
-    pub const DEFAULT_MEMORY: u64 = 64 << 20;
+    /// The sandbox's own default (1 billion units).
+    pub const DEFAULT_FUEL: u64 = CallLimits::DEFAULT_FUEL;
+    /// The sandbox's own default (64 MiB).
+    pub const DEFAULT_MEMORY: u64 = CallLimits::DEFAULT_MEMORY;
     /// 64 KiB: one wasm page; less and no guest with a memory can run.
     pub const MEMORY_FLOOR: u64 = 64 << 10;
     /// 4 GiB: the most a 32-bit wasm memory can address.
     pub const MEMORY_CEILING: u64 = 4 << 30;
-    /// 5 s.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The sandbox's own default (5 s).
+    pub const DEFAULT_TIMEOUT: Duration = CallLimits::DEFAULT_TIMEOUT;
     /// 1 ms: the deadline is enforced by an epoch ticker at a tenth of it.
     pub const TIMEOUT_FLOOR: Duration = Duration::from_millis(1);
     /// 1 hour: a call longer than this is a job, not a request.
     pub const TIMEOUT_CEILING: Duration = Duration::from_secs(3600);
-    /// 16 calls.
-    pub const DEFAULT_MAX_CONCURRENT: u32 = 16;
+    /// The bulkhead's own default (16 calls).
+    pub const DEFAULT_MAX_CONCURRENT: u32 = AdmissionLimits::DEFAULT_MAX_CONCURRENT as u32;
     /// 1000 calls: each needs an instance slot, and 1000 slots of the pooling
     /// allocator already reserve terabytes of address space.
     pub const MAX_CONCURRENT_CEILING: u32 = 1000;
-    /// 64 calls.
-    pub const DEFAULT_MAX_QUEUED: u32 = 64;
+    /// The bulkhead's own default (64 calls).
+    pub const DEFAULT_MAX_QUEUED: u32 = AdmissionLimits::DEFAULT_MAX_QUEUED as u32;
     /// 100 000 calls: each queued call holds its payload in host memory.
     pub const MAX_QUEUED_CEILING: u32 = 100_000;
-    /// 1 s.
-    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+    /// The bulkhead's own default (1 s).
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = AdmissionLimits::DEFAULT_QUEUE_TIMEOUT;
     /// 5 minutes.
     pub const QUEUE_TIMEOUT_CEILING: Duration = Duration::from_secs(5 * 60);
 }
@@ -377,8 +379,8 @@ impl WorkerLimits {
     pub const DEFAULT_PIDS_MAX: u32 = 64;
     /// 8: the worker's runtime, epoch ticker and spawner threads.
     pub const PIDS_MAX_FLOOR: u32 = 8;
-    /// 256.
-    pub const DEFAULT_OPEN_FILES: u32 = 256;
+    /// The worker's own default (256).
+    pub const DEFAULT_OPEN_FILES: u32 = crate::worker::DEFAULT_OPEN_FILES as u32;
     /// 16: stdio, the IPC socket and the data directory.
     pub const OPEN_FILES_FLOOR: u32 = 16;
     /// 1048576: Linux's default `fs.nr_open`, above which the rlimit cannot be set.

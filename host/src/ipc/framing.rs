@@ -45,7 +45,7 @@ pub struct Receiver<R, T> {
 }
 
 /// Wraps the two halves of a stream.
-pub fn channel<R, W, In, Out>(read: R, write: W) -> (Receiver<R, In>, Sender<W, Out>)
+pub(crate) fn channel<R, W, In, Out>(read: R, write: W) -> (Receiver<R, In>, Sender<W, Out>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

@@ -17,15 +17,15 @@
 mod framing;
 mod messages;
 
-pub use self::framing::{FrameError, Receiver, Sender, channel};
-pub use self::messages::{Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+pub(crate) use self::framing::{FrameError, Receiver, Sender, channel};
+pub(crate) use self::messages::{Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
 
 /// Bumped on every incompatible change of [`ToWorker`] or [`FromWorker`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts: room for the largest payload or output
 /// (16 MiB) plus the message around it.
-pub const MAX_FRAME: usize = 16 << 20 | 64 << 10;
+pub(crate) const MAX_FRAME: usize = 16 << 20 | 64 << 10;
 
 /// Largest guest output a worker sends back; a larger one fails the call.
-pub const MAX_OUTPUT: usize = 16 << 20;
+pub(crate) const MAX_OUTPUT: usize = 16 << 20;

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use super::types::{ProcessId, ProcessState, UpdateType};
 
-/// Which hook (or report) an error came from: the `error_type` label.
+/// In which phase of its life a process failed: which hook (or report) the
+/// error came from. The `error_type` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
+pub enum FailurePhase {
     /// `sync_process` failed, or the syncer reported the process failed.
     Sync,
     /// `sync_terminating_process` failed or overran its grace period.
@@ -17,21 +18,21 @@ pub enum ErrorKind {
     Cleanup,
 }
 
-impl ErrorKind {
+impl FailurePhase {
     /// Every kind.
-    pub const ALL: [ErrorKind; 3] = [ErrorKind::Sync, ErrorKind::Termination, ErrorKind::Cleanup];
+    pub const ALL: [FailurePhase; 3] = [FailurePhase::Sync, FailurePhase::Termination, FailurePhase::Cleanup];
 
     /// `sync_error`, `termination_error` or `cleanup_error`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorKind::Sync => "sync_error",
-            ErrorKind::Termination => "termination_error",
-            ErrorKind::Cleanup => "cleanup_error",
+            FailurePhase::Sync => "sync_error",
+            FailurePhase::Termination => "termination_error",
+            FailurePhase::Cleanup => "cleanup_error",
         }
     }
 }
 
-impl fmt::Display for ErrorKind {
+impl fmt::Display for FailurePhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -48,7 +49,7 @@ pub trait MetricsCollector: Send + Sync + fmt::Debug {
     /// One `sync_terminating_process` attempt took `duration`.
     fn process_termination_duration(&self, _id: &ProcessId, _duration: Duration) {}
     /// A process error of `kind`.
-    fn process_error(&self, _id: &ProcessId, _kind: ErrorKind) {}
+    fn process_error(&self, _id: &ProcessId, _kind: FailurePhase) {}
     /// The syncer restarted the thing it manages.
     fn process_restart(&self, _id: &ProcessId) {}
     /// The work queue now holds `depth` ids.

@@ -59,7 +59,7 @@ pub use backoff::{exponential_backoff, jitter};
 pub use error::ProcmgrError;
 pub use health::{Health, ProcessHealth};
 pub use manager::ProcessManager;
-pub use metrics::{ErrorKind, MetricsCollector, NoopMetrics};
+pub use metrics::{FailurePhase, MetricsCollector, NoopMetrics};
 pub use options::{
     DEFAULT_BACKOFF_PERIOD, DEFAULT_GRACE_PERIOD, DEFAULT_RESYNC_INTERVAL, DEFAULT_STABLE_UPTIME, ProcessManagerOptions,
 };

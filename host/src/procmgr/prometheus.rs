@@ -7,7 +7,7 @@ use std::time::Duration;
 use prometheus::{CounterVec, Gauge, HistogramOpts, HistogramVec, Opts, Registry};
 
 use super::error::ProcmgrError;
-use super::metrics::{ErrorKind, MetricsCollector};
+use super::metrics::{FailurePhase, MetricsCollector};
 use super::types::{ProcessId, ProcessState, UpdateType};
 
 /// The metric name prefix used unless another is configured.
@@ -148,7 +148,7 @@ impl MetricsCollector for PrometheusMetrics {
             .observe(duration.as_secs_f64());
     }
 
-    fn process_error(&self, id: &ProcessId, kind: ErrorKind) {
+    fn process_error(&self, id: &ProcessId, kind: FailurePhase) {
         self.errors.with_label_values(&[id.as_str(), kind.as_str()]).inc();
     }
 
@@ -192,7 +192,7 @@ impl MetricsCollector for PrometheusMetrics {
                     .remove_label_values(&[id, update_type.as_str(), status]);
             }
         }
-        for kind in ErrorKind::ALL {
+        for kind in FailurePhase::ALL {
             let _ = self.errors.remove_label_values(&[id, kind.as_str()]);
         }
         let _ = self.termination_duration.remove_label_values(&[id]);

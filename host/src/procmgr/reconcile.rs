@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::error::ProcmgrError;
 use super::manager::ProcessManager;
-use super::metrics::ErrorKind;
+use super::metrics::FailurePhase;
 use super::syncer::ProcessSyncer;
 use super::types::{ProcessId, ProcessState, ProcessStatus};
 
@@ -33,7 +33,7 @@ impl<S: ProcessSyncer> ProcessManager<S> {
             return Err(ProcmgrError::UnknownProcess { id: key });
         };
         if !e.state.is_terminating() {
-            e.failed(&key, ErrorKind::Sync, &error.to_string(), m);
+            e.failed(&key, FailurePhase::Sync, &error.to_string(), m);
             let delay = e.backoff_delay(shared.opts.backoff_period, 0);
             e.schedule(&key, delay, &shared.queue, m);
             m.work_queue_backoff_duration(&key, delay);

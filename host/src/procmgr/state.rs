@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::{exponential_backoff, jitter};
 use super::error::ProcmgrError;
-use super::metrics::{ErrorKind, MetricsCollector};
+use super::metrics::{FailurePhase, MetricsCollector};
 use super::options::ProcessManagerOptions;
 use super::queue::WorkQueue;
 use super::types::{ProcessId, ProcessState, ProcessStatus, UpdateType};
@@ -180,7 +180,7 @@ impl<C, H: Clone> Entry<C, H> {
             1
         };
         let m = &*opts.metrics;
-        self.failed(id, ErrorKind::Sync, message, m);
+        self.failed(id, FailurePhase::Sync, message, m);
         let delay = self.backoff_delay(opts.backoff_period, self.crash_streak);
         self.schedule(id, delay, queue, m);
         m.work_queue_backoff_duration(id, delay);
@@ -209,7 +209,7 @@ impl<C, H: Clone> Entry<C, H> {
         self.last_error = None;
     }
 
-    pub(crate) fn failed(&mut self, id: &ProcessId, kind: ErrorKind, message: &str, m: &dyn MetricsCollector) {
+    pub(crate) fn failed(&mut self, id: &ProcessId, kind: FailurePhase, message: &str, m: &dyn MetricsCollector) {
         self.error_count = self.error_count.saturating_add(1);
         self.last_error = Some(Arc::from(message));
         m.process_error(id, kind);

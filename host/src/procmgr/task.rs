@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::backoff::jitter;
 use super::error::ProcmgrError;
 use super::manager::Shared;
-use super::metrics::ErrorKind;
+use super::metrics::FailurePhase;
 use super::state::{Entry, Table};
 use super::syncer::{Managed, ProcessSyncer, SyncContext, SyncOutcome, TerminatingContext};
 use super::types::{ProcessId, ProcessState, UpdateType};
@@ -264,7 +264,7 @@ fn complete<S: ProcessSyncer>(
                         }
                     }
                     Err(err) => {
-                        e.failed(id, ErrorKind::Sync, &err.to_string(), m);
+                        e.failed(id, FailurePhase::Sync, &err.to_string(), m);
                         e.schedule_retry(id, &err, backoff_period, queue, m);
                     }
                 }
@@ -283,7 +283,7 @@ fn complete<S: ProcessSyncer>(
                     e.pending = Some(UpdateType::Sync);
                 }
                 Err(err) => {
-                    e.failed(id, ErrorKind::Termination, &err.to_string(), m);
+                    e.failed(id, FailurePhase::Termination, &err.to_string(), m);
                     e.schedule_retry(id, &err, backoff_period, queue, m);
                 }
             }
@@ -292,13 +292,13 @@ fn complete<S: ProcessSyncer>(
                 tracing::warn!(process_id = %id, "{message}");
                 e.last_error = Some(Arc::from(message));
                 e.grace_overrun = Some(overrun);
-                m.process_error(id, ErrorKind::Termination);
+                m.process_error(id, FailurePhase::Termination);
             }
         }
         Done::Cleanup { result } => match result {
             Ok(()) => return finish(shared, &mut table, id),
             Err(err) => {
-                e.failed(id, ErrorKind::Cleanup, &err.to_string(), m);
+                e.failed(id, FailurePhase::Cleanup, &err.to_string(), m);
                 e.schedule_retry(id, &err, backoff_period, queue, m);
             }
         },

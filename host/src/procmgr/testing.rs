@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::procmgr::{
-    ErrorKind, Managed, MetricsCollector, ProcessId, ProcessManager, ProcessManagerOptions, ProcessState,
+    FailurePhase, Managed, MetricsCollector, ProcessId, ProcessManager, ProcessManagerOptions, ProcessState,
     ProcessSyncer, ProcmgrError, SyncContext, SyncOutcome, TerminatingContext, UpdateType,
 };
 
@@ -30,7 +30,7 @@ impl PartialEq for FakeHandle {
 }
 
 impl FakeHandle {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static SERIAL: AtomicU64 = AtomicU64::new(1);
         Self {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
@@ -39,7 +39,7 @@ impl FakeHandle {
     }
 
     /// It dies now: `is_live` turns false and `died` resolves.
-    pub fn kill(&self) {
+    pub(crate) fn kill(&self) {
         self.alive.send_replace(false);
     }
 }
@@ -92,7 +92,7 @@ pub(crate) struct Step<T> {
 }
 
 impl<T> Step<T> {
-    pub fn ok(value: T) -> Self {
+    pub(crate) fn ok(value: T) -> Self {
         Self {
             delay: None,
             honour_token: true,
@@ -101,7 +101,7 @@ impl<T> Step<T> {
         }
     }
 
-    pub fn err(error: ProcmgrError) -> Self {
+    pub(crate) fn err(error: ProcmgrError) -> Self {
         Self {
             delay: None,
             honour_token: true,
@@ -111,18 +111,18 @@ impl<T> Step<T> {
     }
 
     /// Take `d` before returning (cut short by the token unless ignored).
-    pub fn after(mut self, d: Duration) -> Self {
+    pub(crate) fn after(mut self, d: Duration) -> Self {
         self.delay = Some(d);
         self
     }
 
     /// Keep running `d` after the token fires before returning.
-    pub fn lingering(mut self, d: Duration) -> Self {
+    pub(crate) fn lingering(mut self, d: Duration) -> Self {
         self.linger = d;
         self
     }
 
-    pub fn ignoring_token(mut self) -> Self {
+    pub(crate) fn ignoring_token(mut self) -> Self {
         self.honour_token = false;
         self
     }
@@ -166,13 +166,13 @@ impl<C: Clone> FakeSyncer<C> {
     }
 
     /// The handles started for `id`, oldest first.
-    pub fn started(&self, id: &str) -> Vec<FakeHandle> {
+    pub(crate) fn started(&self, id: &str) -> Vec<FakeHandle> {
         self.started.borrow().get(id).cloned().unwrap_or_default()
     }
 
     /// Wait (woken by each start, bounded by [`LONG`]) until `id` had `n`
     /// handles started, and return the `n`th.
-    pub async fn wait_started(&self, id: &str, n: usize) -> FakeHandle {
+    pub(crate) async fn wait_started(&self, id: &str, n: usize) -> FakeHandle {
         let mut rx = self.started.subscribe();
         let waited = tokio::time::timeout(
             LONG,
@@ -183,33 +183,33 @@ impl<C: Clone> FakeSyncer<C> {
         self.started(id)[n - 1].clone()
     }
 
-    pub fn script_sync(&self, id: &str, step: Step<Outcome>) {
+    pub(crate) fn script_sync(&self, id: &str, step: Step<Outcome>) {
         self.script().sync.entry(id.into()).or_default().push_back(step);
     }
 
-    pub fn script_termination(&self, id: &str, step: Step<()>) {
+    pub(crate) fn script_termination(&self, id: &str, step: Step<()>) {
         self.script().terminating.entry(id.into()).or_default().push_back(step);
     }
 
-    pub fn script_cleanup(&self, id: &str, step: Step<()>) {
+    pub(crate) fn script_cleanup(&self, id: &str, step: Step<()>) {
         self.script().cleanup.entry(id.into()).or_default().push_back(step);
     }
 
-    pub fn set_default_sync(&self, step: Step<Outcome>) {
+    pub(crate) fn set_default_sync(&self, step: Step<Outcome>) {
         self.script().default_sync = Some(step);
     }
 
-    pub fn set_default_termination(&self, step: Step<()>) {
+    pub(crate) fn set_default_termination(&self, step: Step<()>) {
         self.script().default_terminating = Some(step);
     }
 
     /// Every call so far.
-    pub fn calls(&self) -> Vec<Call<C>> {
+    pub(crate) fn calls(&self) -> Vec<Call<C>> {
         self.log.borrow().clone()
     }
 
     /// Calls of `hook` for `id`.
-    pub fn calls_of(&self, hook: Hook, id: &str) -> Vec<Call<C>> {
+    pub(crate) fn calls_of(&self, hook: Hook, id: &str) -> Vec<Call<C>> {
         self.log
             .borrow()
             .iter()
@@ -218,13 +218,13 @@ impl<C: Clone> FakeSyncer<C> {
             .collect()
     }
 
-    pub fn count(&self, hook: Hook, id: &str) -> usize {
+    pub(crate) fn count(&self, hook: Hook, id: &str) -> usize {
         self.calls_of(hook, id).len()
     }
 
     /// Wait (woken by each call, never polling, bounded by [`LONG`]) until
     /// `id` had `n` calls of `hook`.
-    pub async fn wait_calls(&self, hook: Hook, id: &str, n: usize) {
+    pub(crate) async fn wait_calls(&self, hook: Hook, id: &str, n: usize) {
         let mut rx = self.log.subscribe();
         let waited = tokio::time::timeout(
             LONG,
@@ -369,7 +369,7 @@ pub(crate) enum Event {
     Transition(String, ProcessState, ProcessState),
     SyncDuration(String, UpdateType, bool),
     TerminationDuration(String),
-    Error(String, ErrorKind),
+    Error(String, FailurePhase),
     Restart(String),
     QueueAdd(String),
     QueueRetry(String),
@@ -384,7 +384,7 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    pub fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
@@ -403,7 +403,7 @@ impl MetricsCollector for Recorder {
     fn process_termination_duration(&self, id: &ProcessId, _d: Duration) {
         self.push(Event::TerminationDuration(id.to_string()));
     }
-    fn process_error(&self, id: &ProcessId, kind: ErrorKind) {
+    fn process_error(&self, id: &ProcessId, kind: FailurePhase) {
         self.push(Event::Error(id.to_string(), kind));
     }
     fn process_restart(&self, id: &ProcessId) {

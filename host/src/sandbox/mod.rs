@@ -139,11 +139,6 @@ impl Sandbox {
         })
     }
 
-    /// The configuration it was built with.
-    pub fn config(&self) -> &SandboxConfig {
-        &self.config
-    }
-
     /// Binds the sandbox to one namespace: from then on it refuses calls for
     /// any other, and `per-process` instances get that namespace's `/data`.
     /// (Unbound, a kept instance may serve several namespaces, so it gets no

@@ -40,17 +40,6 @@ pub struct WorkerCommand {
     pub log: String,
 }
 
-impl WorkerCommand {
-    /// The running executable, which must be `bulkhead`.
-    pub fn current_exe() -> io::Result<Self> {
-        Ok(Self {
-            program: std::env::current_exe()?,
-            open_files: 256,
-            log: "info".into(),
-        })
-    }
-}
-
 /// A just-spawned worker: not yet reaped, not yet spoken to.
 #[derive(Debug)]
 pub(crate) struct Spawned {

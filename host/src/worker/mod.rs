@@ -21,6 +21,10 @@ pub const EXIT_PROTOCOL: u8 = 2;
 /// Exit code when the worker could not start (hygiene, runtime, init).
 pub const EXIT_START: u8 = 3;
 
+/// RLIMIT_NOFILE of a worker unless the host says otherwise: the IPC
+/// socket, stdio, the data directory and the files a guest opens there.
+pub const DEFAULT_OPEN_FILES: u64 = 256;
+
 /// What the host tells a worker on its command line.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -29,7 +33,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub parent: u32,
     /// RLIMIT_NOFILE for the worker.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = DEFAULT_OPEN_FILES)]
     pub open_files: u64,
     /// Log filter (tracing's env-filter syntax).
     #[arg(long, default_value = "info")]

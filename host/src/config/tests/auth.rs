@@ -15,7 +15,6 @@ fn non_loopback_address_without_tokens_is_refused_with_the_fix() {
 
     let overrides = Overrides {
         listen: Some("[::]:0".parse().unwrap()),
-        ..Overrides::default()
     };
     let result = Config::load(None, NO_ENV, &overrides);
     assert_invalid(

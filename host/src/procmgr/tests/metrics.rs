@@ -7,7 +7,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::procmgr::testing::{Event, Hook, Step, manager_with, recorded_manager, wait_state};
 use crate::procmgr::{
-    ErrorKind, MetricsCollector, ProcessId, ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError,
+    FailurePhase, MetricsCollector, ProcessId, ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError,
     PrometheusMetrics, UpdateType,
 };
 
@@ -44,7 +44,7 @@ async fn manager_reports_transitions_sync_durations_and_errors() {
     let p = || "p".to_string();
     assert!(events.contains(&Event::SyncDuration(p(), UpdateType::Create, false)));
     assert!(events.contains(&Event::SyncDuration(p(), UpdateType::Sync, true)));
-    assert!(events.contains(&Event::Error(p(), ErrorKind::Sync)));
+    assert!(events.contains(&Event::Error(p(), FailurePhase::Sync)));
     assert!(events.contains(&Event::Transition(p(), ProcessState::Starting, ProcessState::Syncing)));
     assert!(
         events
@@ -70,8 +70,8 @@ async fn manager_reports_termination_durations_and_error_kinds() {
     let p = || "p".to_string();
     let terminations = events.iter().filter(|e| **e == Event::TerminationDuration(p())).count();
     assert_eq!(terminations, 2, "one per attempt");
-    assert!(events.contains(&Event::Error(p(), ErrorKind::Termination)));
-    assert!(events.contains(&Event::Error(p(), ErrorKind::Cleanup)));
+    assert!(events.contains(&Event::Error(p(), FailurePhase::Termination)));
+    assert!(events.contains(&Event::Error(p(), FailurePhase::Cleanup)));
     assert_eq!(pm.syncer().count(Hook::Cleanup, "p"), 2);
 }
 
@@ -82,10 +82,10 @@ fn prometheus_exposition_has_the_exact_names_help_texts_and_values() {
     m.process_state_transition(&id("proc-1"), ProcessState::Starting, ProcessState::Syncing);
     m.process_state_transition(&id("proc-1"), ProcessState::Syncing, ProcessState::Terminating);
     m.process_state_transition(&id("proc-2"), ProcessState::Starting, ProcessState::Syncing);
-    m.process_error(&id("proc-1"), ErrorKind::Sync);
-    m.process_error(&id("proc-1"), ErrorKind::Sync);
-    m.process_error(&id("proc-1"), ErrorKind::Termination);
-    m.process_error(&id("proc-2"), ErrorKind::Cleanup);
+    m.process_error(&id("proc-1"), FailurePhase::Sync);
+    m.process_error(&id("proc-1"), FailurePhase::Sync);
+    m.process_error(&id("proc-1"), FailurePhase::Termination);
+    m.process_error(&id("proc-2"), FailurePhase::Cleanup);
     m.process_restart(&id("proc-1"));
     m.work_queue_depth(5);
     m.work_queue_add(&id("proc-1"), Duration::from_secs(1));
