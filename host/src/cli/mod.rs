@@ -1,6 +1,8 @@
-//! The client commands of `bulkhead` (`CONTRACT.md` section 1): `invoke`,
-//! `deploy`, `processes`, `terminate` and `health`. Each talks to a running
-//! host over its HTTP API (section 2) and owns nothing else.
+//! The commands of `bulkhead` (`CONTRACT.md` section 1). `serve` runs the
+//! host; `bench cold-start` runs hosts in this process to measure them;
+//! `config check` validates a configuration. The client commands (`invoke`,
+//! `deploy`, `processes`, `terminate` and `health`) each talk to a running
+//! host over its HTTP API (section 2) and own nothing else.
 //!
 //! Every command is a `clap::Args` struct with `execute(self)`, which writes
 //! to stdout, and `execute_to(self, out)`, which writes to any writer (tests).
@@ -26,6 +28,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+mod app;
 mod bench;
 pub mod client;
 mod config_check;
@@ -39,6 +42,7 @@ mod terminate;
 #[cfg(test)]
 mod tests;
 
+pub use self::app::{Cli, Command};
 pub use self::bench::{BenchCommand, Row as BenchRow};
 pub use self::client::{BaseUrl, Client};
 pub use self::config_check::{ConfigCheckCommand, ConfigCommand};

@@ -160,8 +160,11 @@ pub(super) fn cgroups_writable() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_over_its_cgroup_memory_is_killed_by_the_kernel_and_the_host_carries_on() {
-    if !cgroups_writable() {
-        eprintln!("cgroups are not writable here; the OOM path cannot be exercised");
+    if !crate::needs::facility(
+        "a_worker_over_its_cgroup_memory_is_killed_by_the_kernel_and_the_host_carries_on",
+        "writable cgroups (the OOM path)",
+        cgroups_writable(),
+    ) {
         return;
     }
     let policy = TenantPolicy {

@@ -240,8 +240,11 @@ fn cgroup_v1_writable() -> bool {
 
 #[test]
 fn a_worker_is_born_in_its_own_cgroups_and_no_host_thread_stays_there() {
-    if !cgroup_v1_writable() {
-        eprintln!("no writable cgroup v1 hierarchies here; nothing to check");
+    if !crate::needs::facility(
+        "a_worker_is_born_in_its_own_cgroups_and_no_host_thread_stays_there",
+        "writable cgroup v1 hierarchies",
+        cgroup_v1_writable(),
+    ) {
         return;
     }
     // In a child process: it must see no other host's spawner thread, which

@@ -23,14 +23,14 @@ use tempfile::TempDir;
 /// A service whose workers are the real `bulkhead` binary. Shut down (every
 /// worker terminated and reaped) when dropped through [`Host::stop`], and
 /// killed by the workers' handles otherwise.
-pub struct Host {
+pub(crate) struct Host {
     pub service: Arc<Service>,
     /// Every worker exit, as the isolation manager saw it.
     pub exits: Arc<Mutex<Vec<ExitEvent>>>,
     _tmp: TempDir,
 }
 
-pub struct Options {
+pub(crate) struct Options {
     pub level: IsolationLevel,
     pub warm: usize,
     pub policy: TenantPolicy,
@@ -60,12 +60,12 @@ impl Default for Options {
     }
 }
 
-pub fn guest(name: &str) -> Vec<u8> {
+pub(crate) fn guest(name: &str) -> Vec<u8> {
     std::fs::read(super::sandbox::guest_path(name)).expect("guest artifact")
 }
 
 impl Host {
-    pub async fn start(options: Options) -> Self {
+    pub(crate) async fn start(options: Options) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
@@ -122,7 +122,7 @@ impl Host {
         }
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         ns: &str,
         session: Option<&str>,
@@ -140,7 +140,7 @@ impl Host {
     }
 
     /// A call that must succeed; its output as text.
-    pub async fn ok(&self, ns: &str, session: Option<&str>, plugin: &str, payload: &str) -> String {
+    pub(crate) async fn ok(&self, ns: &str, session: Option<&str>, plugin: &str, payload: &str) -> String {
         let out = self
             .call(ns, session, plugin, payload)
             .await
@@ -148,7 +148,7 @@ impl Host {
         String::from_utf8(out.output).unwrap()
     }
 
-    pub fn pid_of(&self, process_id: &str) -> u32 {
+    pub(crate) fn pid_of(&self, process_id: &str) -> u32 {
         self.service
             .process(process_id)
             .and_then(|p| pid(&p))
@@ -158,7 +158,7 @@ impl Host {
     /// Waits (woken by each change, at most 30 s) until `process_id`'s
     /// bulkhead load satisfies `predicate`. The compartment must exist (a
     /// first call made it).
-    pub async fn wait_load(&self, process_id: &str, predicate: impl FnMut(&Load) -> bool) {
+    pub(crate) async fn wait_load(&self, process_id: &str, predicate: impl FnMut(&Load) -> bool) {
         let admission = self
             .service
             .manager()
@@ -172,7 +172,7 @@ impl Host {
 
     /// Waits (event-driven, bounded) until the process is Syncing with a
     /// live worker after `restarts` restarts.
-    pub async fn wait_restarted(&self, process_id: &str, restarts: u32) {
+    pub(crate) async fn wait_restarted(&self, process_id: &str, restarts: u32) {
         let mut watch = self.service.watch(process_id).expect("process known");
         watch
             .wait_for_timeout(
@@ -184,7 +184,7 @@ impl Host {
     }
 
     /// Terminates every worker and checks that none is left.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let pids: Vec<u32> = self.service.processes().iter().filter_map(pid).collect();
         self.service
             .shutdown(Instant::now() + Duration::from_secs(30))
@@ -197,13 +197,13 @@ impl Host {
 }
 
 /// The pid of `process`'s live worker, if it has one.
-pub fn pid(process: &Process) -> Option<u32> {
+pub(crate) fn pid(process: &Process) -> Option<u32> {
     let handle = process.status.handle.as_ref().filter(|h| h.is_live())?;
     Some(handle.worker().pid())
 }
 
 /// The direct children of `pid`, from /proc.
-pub fn children_of(pid: u32) -> Vec<u32> {
+pub(crate) fn children_of(pid: u32) -> Vec<u32> {
     let parent = pid.to_string();
     std::fs::read_dir("/proc")
         .unwrap()
@@ -218,7 +218,7 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 }
 
 /// Whether `pid` names a live (not zombie) process.
-pub fn is_running(pid: u32) -> bool {
+pub(crate) fn is_running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
@@ -229,11 +229,11 @@ pub fn is_running(pid: u32) -> bool {
 }
 
 /// Waits until `pid` is gone (bounded); see `hygiene`.
-pub async fn hygiene_wait_gone(pid: u32) -> bool {
+pub(crate) async fn hygiene_wait_gone(pid: u32) -> bool {
     hygiene::wait_gone(pid, Duration::from_secs(20)).await
 }
 
-pub fn sigkill(pid: u32) {
+pub(crate) fn sigkill(pid: u32) {
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
 }

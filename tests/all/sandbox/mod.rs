@@ -33,18 +33,18 @@ bulkhead_guest_artifacts::foreach_guest!(assert_guest_has_test);
 /// A sandbox on a fresh data directory. The compile cache is shared by the
 /// whole test run (it lives in cargo's target tmp dir) unless a test asks
 /// for its own.
-pub struct Harness {
+pub(crate) struct Harness {
     pub sandbox: Sandbox,
     pub data_dir: PathBuf,
     _tmp: TempDir,
 }
 
 impl Harness {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with(|_| {})
     }
 
-    pub fn with(adjust: impl FnOnce(&mut SandboxConfig)) -> Self {
+    pub(crate) fn with(adjust: impl FnOnce(&mut SandboxConfig)) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
@@ -60,12 +60,12 @@ impl Harness {
     }
 
     /// Loads the named guest.
-    pub fn guest(&self, name: &str, mode: InstanceMode) -> Arc<Plugin> {
+    pub(crate) fn guest(&self, name: &str, mode: InstanceMode) -> Arc<Plugin> {
         let bytes = std::fs::read(guest_path(name)).expect("guest artifact");
         self.sandbox.load_plugin(name, &bytes, mode).expect("guest loads")
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         plugin: &Plugin,
         namespace: &str,
@@ -76,7 +76,7 @@ impl Harness {
     }
 
     /// A call that must succeed; returns its output as text.
-    pub async fn ok(&self, plugin: &Plugin, namespace: &str, payload: &str) -> String {
+    pub(crate) async fn ok(&self, plugin: &Plugin, namespace: &str, payload: &str) -> String {
         let out = self
             .call(plugin, namespace, payload, &CallLimits::default())
             .await
@@ -85,7 +85,7 @@ impl Harness {
     }
 }
 
-pub fn guest_path(name: &str) -> &'static str {
+pub(crate) fn guest_path(name: &str) -> &'static str {
     bulkhead_guest_artifacts::GUESTS
         .iter()
         .find(|(guest, _)| *guest == name)
@@ -93,7 +93,7 @@ pub fn guest_path(name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no guest named {name}"))
 }
 
-pub fn request(namespace: &str, payload: &str) -> Request {
+pub(crate) fn request(namespace: &str, payload: &str) -> Request {
     Request {
         namespace: Namespace::new(namespace).expect("namespace"),
         session: SessionId::default_session(),
@@ -101,6 +101,6 @@ pub fn request(namespace: &str, payload: &str) -> Request {
     }
 }
 
-pub fn limits(fuel: Option<u64>, memory: u64, timeout: Duration) -> CallLimits {
+pub(crate) fn limits(fuel: Option<u64>, memory: u64, timeout: Duration) -> CallLimits {
     CallLimits { fuel, memory, timeout }
 }

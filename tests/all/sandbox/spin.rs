@@ -37,7 +37,12 @@ async fn spin_with_unlimited_fuel_is_stopped_by_its_timeout() {
     let took = started.elapsed();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(took >= timeout, "stopped early, after {took:?}");
-    assert!(took < timeout.mul_f64(1.5), "took {took:?}, over 1.5 x {timeout:?}");
+    // A guest that is never stopped spins forever; a busy machine may be
+    // late to stop it, so the bound is generous.
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?} for a {timeout:?} deadline"
+    );
 }
 
 #[tokio::test]

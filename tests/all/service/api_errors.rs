@@ -45,6 +45,11 @@ fn every_error_kind_has_its_status_and_shape() {
         .invoke("tenant-a", "echo", &big)
         .assert_error(ErrorKind::PayloadTooLarge);
 
+    // forbidden: a plugin outside the tenant's allow-list.
+    server
+        .invoke("locked", "counter", "x")
+        .assert_error(ErrorKind::Forbidden);
+
     // plugin_not_found / process_not_found.
     server
         .invoke("tenant-a", "nope", "x")
@@ -140,6 +145,7 @@ fn every_error_kind_has_its_status_and_shape() {
     assert_eq!(server.invoke("tenant-b", "echo", "alive").text(), "alive");
     let (status, _) = server.terminate();
     assert!(status.success(), "{status}");
+    super::assert_caused_here("every_error_kind_has_its_status_and_shape");
 }
 
 #[test]

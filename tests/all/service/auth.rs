@@ -98,6 +98,7 @@ fn tenant_tokens_are_bound_to_their_namespace() {
             .status,
         200
     );
+    super::assert_caused_here("tenant_tokens_are_bound_to_their_namespace");
 }
 
 #[test]

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
 
 /// A host process. Killed (and reaped) on drop if still running.
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     pub url: String,
     pub dir: PathBuf,
@@ -30,7 +30,7 @@ pub struct Server {
 
 /// A configuration for test hosts: the guests as plugins, small limits, a
 /// tenant `tight` with a tiny bulkhead, data under `dir`.
-pub fn config(dir: &Path, extra: &str) -> String {
+pub(crate) fn config(dir: &Path, extra: &str) -> String {
     let guest = |name: &str| super::sandbox::guest_path(name).to_owned();
     format!(
         r#"
@@ -68,6 +68,9 @@ path = "{sleep}"
 [plugins.fs]
 path = "{fs}"
 
+[tenants.locked]
+plugins = ["echo"]
+
 [tenants.tight]
 level = "namespace"
 [tenants.tight.limits]
@@ -88,27 +91,29 @@ queue_timeout = "5s"
 
 /// A response: status, headers we care about, body.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: ureq::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Asserts the contract's error shape, kind and status.
-    pub fn assert_error(&self, kind: bulkhead::ErrorKind) -> serde_json::Value {
+    /// Asserts the contract's error shape, kind and status (and records, for
+    /// this test's thread, that `kind` was seen; see [`asserted_kinds`]).
+    pub(crate) fn assert_error(&self, kind: bulkhead::ErrorKind) -> serde_json::Value {
+        ASSERTED.with(|seen| seen.borrow_mut().insert(kind.as_str()));
         let json = self.json();
         assert_eq!(json["error"]["kind"], kind.as_str(), "{json}");
         assert_eq!(self.status, kind.http_status(), "{json}");
@@ -121,6 +126,41 @@ impl Reply {
     }
 }
 
+thread_local! {
+    /// The error kinds [`Reply::assert_error`] checked on this thread (one
+    /// test runs on one thread).
+    static ASSERTED: std::cell::RefCell<std::collections::BTreeSet<&'static str>> = Default::default();
+}
+
+/// The error kinds this test has checked so far.
+pub(crate) fn asserted_kinds() -> std::collections::BTreeSet<&'static str> {
+    ASSERTED.with(|seen| seen.borrow().clone())
+}
+
+/// The test that causes each error kind through HTTP. It has no wildcard, so
+/// a new kind does not compile until a test causes it; each of those tests
+/// ends with [`assert_caused_here`].
+pub(crate) fn caused_by(kind: bulkhead::ErrorKind) -> &'static str {
+    use bulkhead::ErrorKind::*;
+    match kind {
+        Unauthorized => "tenant_tokens_are_bound_to_their_namespace",
+        InvalidRequest | PayloadTooLarge | Forbidden | PluginNotFound | ProcessNotFound | InvalidPlugin
+        | BulkheadFull | GuestError | GuestTrap | FuelExhausted | MemoryLimit | Timeout | WorkerCrashed
+        | WorkerUnavailable => "every_error_kind_has_its_status_and_shape",
+    }
+}
+
+/// Asserts that this test checked every kind [`caused_by`] assigns to `test`.
+pub(crate) fn assert_caused_here(test: &str) {
+    let seen = asserted_kinds();
+    let missing: Vec<&str> = bulkhead::ErrorKind::ALL
+        .into_iter()
+        .filter(|kind| caused_by(*kind) == test && !seen.contains(kind.as_str()))
+        .map(|kind| kind.as_str())
+        .collect();
+    assert!(missing.is_empty(), "{test} caused no {missing:?}");
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -130,7 +170,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// Sends one request; `Err` when no answer came (refused, reset).
-pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, String> {
+pub(crate) fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, String> {
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -145,13 +185,17 @@ pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8
 }
 
 /// Sends one request that must be answered.
-pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub(crate) fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     try_request(method, url, headers, body).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Waits until `process_id` at `url` reports `field` at least `n`. The API
-/// has no push channel, so this asks until it is so (bounded).
-pub fn wait_field(url: &str, process_id: &str, field: &str, n: u64) {
+/// How often [`wait_field`] asks again: the API has no push channel.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Waits until `process_id` at `url` reports `field` at least `n`, asking
+/// every few milliseconds (so a waiting test leaves the CPU to the host) and
+/// failing after 30 s.
+pub(crate) fn wait_field(url: &str, process_id: &str, field: &str, n: u64) {
     let started = Instant::now();
     loop {
         let reply = request("GET", &format!("{url}/v1/processes/{process_id}"), &[], b"");
@@ -160,21 +204,23 @@ pub fn wait_field(url: &str, process_id: &str, field: &str, n: u64) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "{process_id}: {field} never reached {n}"
+            "{process_id}: {field} never reached {n}: {}",
+            reply.text()
         );
+        std::thread::sleep(POLL);
     }
 }
 
 impl Server {
     /// Starts a host with `config` (TOML) in its own directory.
-    pub fn start(config_text: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(config_text: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap().keep();
         let mut server = Self::start_in(&dir, config_text, env);
         server.owns_dir = true;
         server
     }
 
-    pub fn start_in(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_in(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Self {
         let path = dir.join("bulkhead.toml");
         std::fs::write(&path, config_text).unwrap();
         let mut child = Command::new(BIN)
@@ -216,16 +262,16 @@ impl Server {
         server
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
-    pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    pub(crate) fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         request(method, &format!("{}{path}", self.url), headers, body)
     }
 
     /// `POST /v1/invoke/{plugin}` as namespace `ns`.
-    pub fn invoke(&self, ns: &str, plugin: &str, payload: &str) -> Reply {
+    pub(crate) fn invoke(&self, ns: &str, plugin: &str, payload: &str) -> Reply {
         self.call(
             "POST",
             &format!("/v1/invoke/{plugin}"),
@@ -234,12 +280,12 @@ impl Server {
         )
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// The pid of one process id's worker.
-    pub fn worker_pids_of(&self, process_id: &str) -> u32 {
+    pub(crate) fn worker_pids_of(&self, process_id: &str) -> u32 {
         let reply = self.call("GET", &format!("/v1/processes/{process_id}"), &[], b"");
         reply.json()["pid"]
             .as_u64()
@@ -247,17 +293,17 @@ impl Server {
     }
 
     /// Waits until `process_id` has a call running.
-    pub fn wait_in_flight(&self, process_id: &str) {
+    pub(crate) fn wait_in_flight(&self, process_id: &str) {
         wait_field(&self.url, process_id, "in_flight", 1);
     }
 
     /// Every direct child process of the host (workers, pooled or not).
-    pub fn children(&self) -> Vec<u32> {
+    pub(crate) fn children(&self) -> Vec<u32> {
         super::isolation::children_of(self.pid())
     }
 
     /// SIGTERM, then waits (at most a minute) for the exit.
-    pub fn terminate(mut self) -> (ExitStatus, Duration) {
+    pub(crate) fn terminate(mut self) -> (ExitStatus, Duration) {
         let mut child = self.child.take().unwrap();
         let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
         let started = Instant::now();
@@ -289,6 +335,6 @@ impl Drop for Server {
 }
 
 /// A fresh directory for hosts that share it (restarts).
-pub fn scratch() -> TempDir {
+pub(crate) fn scratch() -> TempDir {
     tempfile::tempdir().unwrap()
 }

@@ -5,28 +5,43 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
 use crate::cli::client::encode_segment;
-use crate::cli::{
-    BaseUrl, DEFAULT_URL, DeployCommand, HealthCommand, InvokeCommand, ProcessesCommand, TerminateCommand,
-};
+use crate::cli::{BaseUrl, Cli, Command as TestCli, DEFAULT_URL};
 
-/// The client commands as `main.rs` wires them.
-#[derive(Debug, Parser)]
-#[command(name = "bulkhead")]
-enum TestCli {
-    Invoke(InvokeCommand),
-    Deploy(DeployCommand),
-    Processes(ProcessesCommand),
-    Terminate(TerminateCommand),
-    Health(HealthCommand),
-}
-
+/// Parses `args` with the binary's own command.
 fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
-    TestCli::try_parse_from(std::iter::once("bulkhead").chain(args.iter().copied()))
+    Cli::try_parse_from(std::iter::once("bulkhead").chain(args.iter().copied())).map(|cli| cli.command)
 }
 
 #[test]
-fn verify_cli() {
-    TestCli::command().debug_assert();
+fn the_command_is_a_valid_clap_command() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn the_worker_subcommand_is_hidden_from_help() {
+    let help = Cli::command().render_long_help().to_string();
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "serve",
+            "invoke",
+            "deploy",
+            "processes",
+            "terminate",
+            "health",
+            "bench",
+            "config",
+            "help"
+        ],
+        "{help}"
+    );
 }
 
 #[test]
@@ -108,11 +123,20 @@ fn base_urls_are_normalised_or_refused() {
 }
 
 #[test]
-fn the_url_defaults_to_the_local_host() {
-    if std::env::var_os("BULKHEAD_URL").is_some() {
-        return; // the environment chose another host; nothing to check
+fn the_url_defaults_to_the_local_host_or_bulkhead_url() {
+    // Read off the command itself, so the test environment's BULKHEAD_URL
+    // (if any) cannot make it pass or fail.
+    let command = Cli::command();
+    for name in ["invoke", "deploy", "processes", "terminate", "health"] {
+        let sub = command.find_subcommand(name).expect("a client command");
+        let url = sub
+            .get_arguments()
+            .find(|arg| arg.get_id() == "url")
+            .unwrap_or_else(|| panic!("{name} has no --url"));
+        assert_eq!(url.get_default_values(), [DEFAULT_URL], "{name}");
+        assert_eq!(url.get_env().and_then(|e| e.to_str()), Some("BULKHEAD_URL"), "{name}");
     }
-    let TestCli::Processes(cmd) = parse(&["processes"]).expect("valid") else {
+    let TestCli::Processes(cmd) = parse(&["processes", "--url", DEFAULT_URL]).expect("valid") else {
         panic!("not processes")
     };
     assert_eq!(cmd.client.url.as_str(), DEFAULT_URL);
