@@ -9,6 +9,7 @@
 
 use std::hash::Hasher;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,7 +52,7 @@ impl CompileCache {
         let mut hasher = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         let dir = root.join(format!("{:016x}", hasher.finish()));
-        std::fs::create_dir_all(&dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         Ok(Self { dir })
     }
 
@@ -92,6 +93,9 @@ mod tests {
         assert_eq!(cache.path(&digest), again.path(&digest));
         assert_ne!(cache.path(&digest), cache.path(&sha256(b"other")));
 
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cache.path(&digest).parent().unwrap()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "only the host's user may write the cache");
         let path = cache.store(&digest, b"artifact").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"artifact");
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())

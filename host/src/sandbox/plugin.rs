@@ -278,9 +278,14 @@ impl Sandbox {
     }
 
     fn deserialize(&self, artifact: &Path) -> Result<Component, PluginError> {
-        // SAFETY: the artifact was written by `Engine::precompile_component`
-        // of an engine with the same compatibility hash (it is in that hash's
-        // directory), and the cache directory is writable by the host only.
+        // SAFETY: `deserialize_file` needs a file written by
+        // `Engine::precompile_component` of a compatible engine that stays
+        // unchanged while it is mapped. The artifact is in the directory of
+        // this engine's compatibility hash; the cache writes each entry to a
+        // temporary name and renames it into place, so a mapped file is
+        // never written again; and the cache directory is created 0700, so
+        // only the host's user can replace an entry (workers still run as
+        // that user: the OS sandbox is what keeps an escaped guest out).
         unsafe { Component::deserialize_file(&self.engine, artifact) }.map_err(|e| PluginError::Load {
             path: artifact.to_owned(),
             message: format!("{e:#}"),

@@ -10,7 +10,7 @@
 mod hygiene;
 mod serve;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 pub use self::hygiene::HygieneError;
@@ -61,9 +61,15 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
             return ExitCode::from(EXIT_START);
         }
     };
-    // SAFETY: the host spawns the worker with its end of the socketpair as
-    // standard input, and nothing else in this process uses descriptor 0.
-    let socket = unsafe { OwnedFd::from_raw_fd(std::io::stdin().as_raw_fd()) };
+    // The host spawns the worker with its end of the socketpair as standard
+    // input; a duplicate of it is the connection.
+    let socket = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::error!("worker start: cannot take the host's socket from standard input: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
     let result = runtime.block_on(async move {
         let socket = std::os::unix::net::UnixStream::from(socket);
         socket.set_nonblocking(true)?;
