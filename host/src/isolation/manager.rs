@@ -138,7 +138,9 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
         };
         let status = watch.current();
         if let Some(handle) = live(&status) {
-            return Ok(acquired(handle, false));
+            // Live already; still a cold start if this call created it (a
+            // pool worker can be adopted before we look).
+            return Ok(acquired(handle, created));
         }
         if !created && status.error_count > 0 {
             // Restarting after failures: procmgr backs off.

@@ -283,3 +283,15 @@ async fn shutdown_terminates_every_process_and_refuses_new_ones() {
     let err = m.get_or_create_process(&key("c", "s")).await.unwrap_err();
     assert_eq!(err, IsolationError::ShuttingDown);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_a_terminate_the_next_call_waits_for_a_new_worker() {
+    for level in [IsolationLevel::None, IsolationLevel::Namespace, IsolationLevel::Session] {
+        let m = manager(level);
+        let first = m.get_or_create_process(&key("a", "s1")).await.unwrap();
+        m.terminate_process(first.process_id.as_str(), None).await.unwrap();
+        let second = m.get_or_create_process(&key("a", "s1")).await.unwrap();
+        assert!(second.cold, "{level}: a new worker");
+        assert_ne!(second.handle, first.handle, "{level}");
+    }
+}

@@ -131,3 +131,23 @@ async fn a_terminated_key_is_created_again_at_once() {
     assert_eq!(err.kind(), ErrorKind::ProcessNotFound);
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_terminate_the_next_call_is_a_cold_start_at_every_level() {
+    for level in [IsolationLevel::None, IsolationLevel::Namespace, IsolationLevel::Session] {
+        let host = Host::start(Options {
+            level,
+            warm: 2,
+            ..Options::default()
+        })
+        .await;
+        for round in 0..20 {
+            // A pool worker adopted at once is still this call's cold start.
+            assert!(host.service.wait_pool_filled(std::time::Duration::from_secs(30)).await);
+            let out = host.call("tenant-a", Some("s1"), "echo", "x").await.unwrap();
+            assert!(out.cold_start.is_some(), "{level} round {round}: a new worker");
+            host.service.terminate(out.process_id.as_str(), None).await.unwrap();
+        }
+        host.stop().await;
+    }
+}
