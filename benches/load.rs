@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use bulkhead::local::{LocalHost, bench_client};
+use bulkhead::local::{LocalHost, bench_client, percentile};
 
 fn arg(n: usize, default: u64) -> u64 {
     std::env::args()
@@ -78,11 +78,7 @@ fn main() {
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
-    let pct = |q: f64| {
-        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let pct = |q: f64| percentile(&all, q);
     println!(
         "connections={connections} namespaces={namespaces} seconds={seconds} requests={} errors={errors} rps={:.0} p50_us={} p90_us={} p99_us={} max_us={}",
         all.len(),

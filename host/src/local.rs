@@ -1,6 +1,6 @@
 //! A whole host in this process, serving HTTP on a free loopback port, on a
 //! scratch data directory: what `bench cold-start` and the benches measure,
-//! and a measuring HTTP client for them.
+//! and what they measure with (an HTTP client, one percentile definition).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +73,17 @@ pub fn bench_client(timeout: Duration) -> ureq::Agent {
         .timeout_recv_body(Some(timeout))
         .build()
         .into()
+}
+
+/// The `q`-quantile (0 to 1) of `sorted`, nearest rank: the smallest sample
+/// that at least a fraction `q` of the samples do not exceed. Every
+/// percentile the benches print is this one.
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (sorted.len() as f64 * q.clamp(0.0, 1.0)).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 impl Drop for LocalHost {

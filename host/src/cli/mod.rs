@@ -43,7 +43,7 @@ mod terminate;
 mod tests;
 
 pub use self::app::{Cli, Command};
-pub use self::bench::{BenchCommand, Row as BenchRow};
+pub use self::bench::{BenchCommand, ColdStartCommand, MemoryCommand, Row as BenchRow};
 pub use self::client::{BaseUrl, Client};
 pub use self::config_check::{ConfigCheckCommand, ConfigCommand};
 pub use self::deploy::DeployCommand;

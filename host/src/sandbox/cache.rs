@@ -94,7 +94,10 @@ mod tests {
         assert_ne!(cache.path(&digest), cache.path(&sha256(b"other")));
 
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(cache.path(&digest).parent().unwrap()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(cache.path(&digest).parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700, "only the host's user may write the cache");
         let path = cache.store(&digest, b"artifact").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"artifact");

@@ -333,6 +333,11 @@ impl Service {
         (self.supervisor.idle_workers(), self.manager.live_processes())
     }
 
+    /// The pids of the idle workers in the warm pool.
+    pub fn idle_worker_pids(&self) -> Vec<u32> {
+        self.supervisor.idle_pids()
+    }
+
     /// Waits until the warm pool holds its target of idle workers (or
     /// `timeout`).
     pub async fn wait_pool_filled(&self, timeout: Duration) -> bool {

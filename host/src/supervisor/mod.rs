@@ -172,6 +172,11 @@ impl Supervisor {
         self.pool.len()
     }
 
+    /// The pids of the idle workers in the pool now.
+    pub fn idle_pids(&self) -> Vec<u32> {
+        self.pool.pids()
+    }
+
     /// Waits until the pool holds its target of idle workers (or `timeout`).
     pub async fn wait_pool_filled(&self, timeout: Duration) -> bool {
         self.pool.wait_filled(timeout).await

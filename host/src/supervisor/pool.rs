@@ -72,6 +72,10 @@ impl WarmPool {
         self.idle().len()
     }
 
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.idle().iter().map(|w| w.pid()).collect()
+    }
+
     /// An idle, live worker, if there is one; the pool refills behind it.
     pub(crate) fn take(&self) -> Option<Arc<WorkerHandle>> {
         let mut idle = self.idle();

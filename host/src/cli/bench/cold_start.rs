@@ -12,29 +12,18 @@
 //! a quiet time before every measured step (baselines included), for the
 //! cost of a request that arrives after a lull rather than back to back.
 
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Subcommand, ValueEnum};
+use clap::ValueEnum;
+
+use super::Row;
 
 use crate::isolation::{IsolationKey, IsolationLevel};
 use crate::local::{LocalHost, bench_client};
 use crate::names::{Namespace, SessionId};
 use crate::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
-
-/// Benchmarks.
-#[derive(Debug, clap::Args)]
-pub struct BenchCommand {
-    #[command(subcommand)]
-    what: BenchWhat,
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchWhat {
-    /// Cold start per isolation level and pool mode.
-    ColdStart(ColdStartCommand),
-}
 
 /// Whether a warm pool is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,7 +35,7 @@ pub(super) enum PoolMode {
 
 /// Measures cold start.
 #[derive(Debug, clap::Args)]
-pub(super) struct ColdStartCommand {
+pub struct ColdStartCommand {
     /// Levels to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "none,namespace,session")]
     levels: Vec<IsolationLevel>,
@@ -67,71 +56,18 @@ pub(super) struct ColdStartCommand {
     json: bool,
 }
 
-/// One row of the table.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Row {
-    pub level: String,
-    pub pool: String,
-    pub n: usize,
-    pub p50_us: u64,
-    pub p90_us: u64,
-    pub p99_us: u64,
-    pub max_us: u64,
-}
-
-impl Row {
-    fn from_samples(level: &str, pool: &str, mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        let pick = |q: f64| {
-            let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
-            samples[i].as_micros() as u64
-        };
-        Self {
-            level: level.to_owned(),
-            pool: pool.to_owned(),
-            n: samples.len(),
-            p50_us: pick(0.50),
-            p90_us: pick(0.90),
-            p99_us: pick(0.99),
-            max_us: samples.last().map_or(0, |d| d.as_micros() as u64),
-        }
-    }
-}
-
-impl BenchCommand {
-    pub fn execute(self) -> ExitCode {
-        match self.what {
-            BenchWhat::ColdStart(cmd) => cmd.execute(),
-        }
-    }
-}
-
 impl ColdStartCommand {
-    pub(super) fn execute(self) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                eprintln!("error: cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match runtime.block_on(self.run()) {
-            Ok(rows) => {
-                if self.json {
-                    println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
-                } else {
-                    print_table(&rows);
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
+    pub(super) async fn run(self) -> anyhow::Result<()> {
+        let rows = self.measure().await?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            print_table(&rows);
         }
+        Ok(())
     }
 
-    async fn run(&self) -> anyhow::Result<Vec<Row>> {
+    async fn measure(&self) -> anyhow::Result<Vec<Row>> {
         let n = self.iterations as usize;
         let idle = Duration::from_millis(self.idle_ms);
         let mut rows = Vec::new();
