@@ -10,7 +10,7 @@ use super::{
     BenchCommand, ConfigCommand, DeployCommand, HealthCommand, InvokeCommand, ProcessesCommand, ServeCommand,
     TerminateCommand, report,
 };
-use crate::worker::WorkerArgs;
+use crate::worker::{CompileArgs, WorkerArgs};
 
 /// Runs tenants' WebAssembly plugins in isolated, supervised worker processes.
 #[derive(Debug, Parser)]
@@ -43,6 +43,9 @@ pub enum Command {
     /// Internal: the worker process side. Started by the host only.
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// Internal: compiles one upload in a limited child. Started by the host only.
+    #[command(hide = true)]
+    Compile(CompileArgs),
 }
 
 impl Cli {
@@ -58,6 +61,7 @@ impl Cli {
             Command::Config(cmd) => cmd.execute(),
             Command::Bench(cmd) => cmd.execute(),
             Command::Worker(args) => crate::worker::run(&args),
+            Command::Compile(args) => crate::worker::run_compile(&args),
         }
     }
 }

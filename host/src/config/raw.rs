@@ -96,6 +96,8 @@ pub(crate) struct RawWorker {
     pub(crate) memory_max: Option<SizeValue>,
     pub(crate) pids_max: Option<u32>,
     pub(crate) open_files: Option<u32>,
+    pub(crate) compile_memory_max: Option<SizeValue>,
+    pub(crate) compile_timeout: Option<DurationValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

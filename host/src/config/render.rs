@@ -57,6 +57,8 @@ impl Config {
                 ("memory_max", format_size(w.memory_max).into()),
                 ("pids_max", i64::from(w.pids_max).into()),
                 ("open_files", i64::from(w.open_files).into()),
+                ("compile_memory_max", format_size(w.compile_memory_max).into()),
+                ("compile_timeout", format_duration(w.compile_timeout).into()),
             ]),
         );
 

@@ -17,6 +17,7 @@ use crate::builtin::BuiltinPlugin;
 use crate::isolation::{AdmissionLimits, IsolationSettings};
 use crate::names::Namespace;
 use crate::sandbox::{CallLimits, SandboxConfig};
+use crate::supervisor::CompileLimits;
 
 /// The whole resolved configuration. Sections mirror the TOML tables.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,9 +100,12 @@ impl ServerConfig {
     pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
     /// 1 MiB.
     pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 20;
-    /// 1 GiB: a payload is held in host memory and copied twice (to the
-    /// worker, into the guest); beyond this a request stream is the wrong tool.
-    pub const MAX_PAYLOAD_CEILING: u64 = 1 << 30;
+    /// 16 MiB: the most one message to a worker may carry
+    /// (`ipc::MAX_PAYLOAD`), so a payload can never break the worker's
+    /// connection. A payload is also held in host memory and copied twice
+    /// (to the worker, into the guest); beyond this a request stream is the
+    /// wrong tool.
+    pub const MAX_PAYLOAD_CEILING: u64 = crate::ipc::MAX_PAYLOAD as u64;
     /// The sandbox's own default (64 MiB).
     pub const DEFAULT_MAX_PLUGIN_SIZE: u64 = SandboxConfig::DEFAULT_MAX_PLUGIN_SIZE as u64;
     /// 1 GiB: the compiled code of a component is several times its size and
@@ -368,6 +372,21 @@ pub struct WorkerLimits {
     /// [`Self::OPEN_FILES_FLOOR`] to [`Self::OPEN_FILES_CEILING`]. Guests'
     /// `/data` files count here.
     pub open_files: u32,
+    /// Addition to `CONTRACT.md`: memory of the child process that
+    /// validates and compiles one upload (its address space, and its cgroup
+    /// memory limit where the host can make one). Default 4 GiB, at least
+    /// [`Self::COMPILE_MEMORY_MAX_FLOOR`]. Against a malicious tenant (a
+    /// compile bomb within `server.max_plugin_size`): the upload is refused
+    /// with `invalid_plugin` when its compile needs more, and the host's own
+    /// memory is never touched. Raise it for very large components.
+    pub compile_memory_max: u64,
+    /// Addition to `CONTRACT.md`: how long compiling one upload may take
+    /// (wall clock, and CPU time). Default 2m, [`Self::COMPILE_TIMEOUT_FLOOR`]
+    /// to [`Self::COMPILE_TIMEOUT_CEILING`]. Compiles run one at a time, on
+    /// one core, at the lowest priority, so calls in flight come first.
+    /// Against a malicious tenant: a compile bomb is stopped here with
+    /// `invalid_plugin`.
+    pub compile_timeout: Duration,
 }
 
 impl WorkerLimits {
@@ -385,6 +404,16 @@ impl WorkerLimits {
     pub const OPEN_FILES_FLOOR: u32 = 16;
     /// 1048576: Linux's default `fs.nr_open`, above which the rlimit cannot be set.
     pub const OPEN_FILES_CEILING: u32 = 1 << 20;
+    /// The compiler's own default (4 GiB).
+    pub const DEFAULT_COMPILE_MEMORY_MAX: u64 = CompileLimits::DEFAULT_MEMORY_MAX;
+    /// 256 MiB: the compiler process itself, before any plugin.
+    pub const COMPILE_MEMORY_MAX_FLOOR: u64 = 256 << 20;
+    /// The compiler's own default (2 minutes).
+    pub const DEFAULT_COMPILE_TIMEOUT: Duration = CompileLimits::DEFAULT_TIMEOUT;
+    /// 1 s: the CPU-time limit is whole seconds.
+    pub const COMPILE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
+    /// 1 hour.
+    pub const COMPILE_TIMEOUT_CEILING: Duration = Duration::from_secs(3600);
 }
 
 impl Default for WorkerLimits {
@@ -393,6 +422,8 @@ impl Default for WorkerLimits {
             memory_max: Self::DEFAULT_MEMORY_MAX,
             pids_max: Self::DEFAULT_PIDS_MAX,
             open_files: Self::DEFAULT_OPEN_FILES,
+            compile_memory_max: Self::DEFAULT_COMPILE_MEMORY_MAX,
+            compile_timeout: Self::DEFAULT_COMPILE_TIMEOUT,
         }
     }
 }

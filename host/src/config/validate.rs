@@ -213,6 +213,18 @@ impl Check<'_> {
                 WorkerLimits::OPEN_FILES_FLOOR,
                 WorkerLimits::OPEN_FILES_CEILING,
             )?,
+            compile_memory_max: self.size(
+                &["worker", "compile_memory_max"],
+                raw.compile_memory_max.map_or(d.compile_memory_max, |v| v.0),
+                WorkerLimits::COMPILE_MEMORY_MAX_FLOOR,
+                u64::MAX,
+            )?,
+            compile_timeout: self.duration(
+                &["worker", "compile_timeout"],
+                raw.compile_timeout.map_or(d.compile_timeout, |v| v.0),
+                WorkerLimits::COMPILE_TIMEOUT_FLOOR,
+                WorkerLimits::COMPILE_TIMEOUT_CEILING,
+            )?,
         })
     }
 

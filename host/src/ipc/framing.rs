@@ -15,12 +15,23 @@ use super::MAX_FRAME;
 /// Why a frame could not be sent or received.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The stream failed (or a frame was over [`MAX_FRAME`]).
+    /// The stream failed (or a received frame was over [`MAX_FRAME`]).
     #[error("ipc stream: {0}")]
     Io(#[from] io::Error),
-    /// A frame did not decode as the expected message.
+    /// A frame did not decode (or encode) as the expected message.
     #[error("malformed ipc frame: {0}")]
     Decode(#[from] postcard::Error),
+    /// A message to send encodes to more than [`MAX_FRAME`] bytes.
+    #[error("a message of {size} bytes is over the frame limit of {MAX_FRAME} bytes")]
+    TooLarge { size: usize },
+}
+
+impl FrameError {
+    /// Whether the stream itself failed (nothing more can be sent), rather
+    /// than one message.
+    fn ends_stream(&self) -> bool {
+        matches!(self, Self::Io(_))
+    }
 }
 
 fn codec() -> LengthDelimitedCodec {
@@ -69,9 +80,13 @@ impl<W: AsyncWrite + Unpin, T: Serialize> Sender<W, T> {
         self.flush().await
     }
 
-    /// Queues one message without flushing (see [`Sender::flush`]).
+    /// Queues one message without flushing (see [`Sender::flush`]). A
+    /// message over [`MAX_FRAME`] is refused and nothing is queued.
     pub async fn feed(&mut self, message: &T) -> Result<(), FrameError> {
         let bytes = postcard::to_stdvec(message)?;
+        if bytes.len() > MAX_FRAME {
+            return Err(FrameError::TooLarge { size: bytes.len() });
+        }
         self.inner.feed(Bytes::from(bytes)).await?;
         Ok(())
     }
@@ -90,16 +105,22 @@ where
 {
     /// Moves the sender into a task that writes queued messages in order,
     /// batching whatever is ready into one flush; it ends when every queue
-    /// handle is dropped or the stream fails.
-    pub fn spawn_writer(mut self) -> (tokio::sync::mpsc::UnboundedSender<T>, tokio::task::JoinHandle<()>) {
+    /// handle is dropped or the stream fails. A message that cannot be
+    /// encoded into a frame is given to `replace`, which may return a
+    /// message to send in its place (a call's error for a call's result);
+    /// the stream goes on either way.
+    pub fn spawn_writer(
+        mut self,
+        replace: fn(T, &FrameError) -> Option<T>,
+    ) -> (tokio::sync::mpsc::UnboundedSender<T>, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<T>();
         let task = tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
-                if self.feed(&message).await.is_err() {
+                if !self.feed_or_replace(message, replace).await {
                     return;
                 }
                 while let Ok(message) = rx.try_recv() {
-                    if self.feed(&message).await.is_err() {
+                    if !self.feed_or_replace(message, replace).await {
                         return;
                     }
                 }
@@ -109,6 +130,24 @@ where
             }
         });
         (tx, task)
+    }
+
+    /// Feeds `message`, or its replacement when it does not fit; `false`
+    /// once the stream failed.
+    async fn feed_or_replace(&mut self, message: T, replace: fn(T, &FrameError) -> Option<T>) -> bool {
+        let error = match self.feed(&message).await {
+            Ok(()) => return true,
+            Err(e) if e.ends_stream() => return false,
+            Err(e) => e,
+        };
+        tracing::error!("not sent: {error}");
+        match replace(message, &error) {
+            Some(other) => match self.feed(&other).await {
+                Ok(()) => true,
+                Err(e) => !e.ends_stream(),
+            },
+            None => true,
+        }
     }
 }
 

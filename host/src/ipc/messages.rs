@@ -57,6 +57,10 @@ pub enum FromWorker {
 pub struct Init {
     pub sandbox: SandboxConfig,
     pub plugins: Vec<PluginSpec>,
+    /// The host's own plugin (the built-in `echo`'s bytes, whatever is
+    /// deployed under that name), instantiated once so the first call is
+    /// warm; no tenant's plugin is instantiated before it is called.
+    pub warmup: Option<PluginSpec>,
 }
 
 /// A compiled plugin the worker loads from the host's compile cache.

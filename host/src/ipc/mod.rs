@@ -11,8 +11,13 @@
 //! 5. host -> `Shutdown { grace }`: the worker finishes its calls for at most
 //!    the grace period and exits.
 //!
-//! Frames are bounded by [`MAX_FRAME`]. Anything that does not decode ends the
-//! connection: the worker exits, and the host treats that as a crash.
+//! Frames are bounded by [`MAX_FRAME`], and every message is built to fit:
+//! payloads by [`MAX_PAYLOAD`], outputs by [`MAX_OUTPUT`], guest error
+//! messages by `sandbox::MAX_ERROR_MESSAGE`. A message that still does not
+//! fit is not sent: the writer replaces it (a call's result becomes that
+//! call's error) and the connection goes on. Anything that does not decode
+//! ends the connection: the worker exits, and the host treats that as a
+//! crash.
 
 mod framing;
 mod messages;
@@ -24,8 +29,13 @@ pub(crate) use self::messages::{Assignment, FromWorker, Init, Invoke, Outcome, P
 pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts: room for the largest payload or output
-/// (16 MiB) plus the message around it.
-pub(crate) const MAX_FRAME: usize = 16 << 20 | 64 << 10;
+/// plus the message around it (names, limits, an error message).
+pub(crate) const MAX_FRAME: usize = MAX_OUTPUT + (256 << 10);
 
-/// Largest guest output a worker sends back; a larger one fails the call.
+/// Largest guest output a worker sends back; a larger one fails its call
+/// with `guest_error` (the frame limit is never reached).
 pub(crate) const MAX_OUTPUT: usize = 16 << 20;
+
+/// Largest call payload: `server.max_payload` may not be set higher, so an
+/// `Invoke` always fits in a frame.
+pub(crate) const MAX_PAYLOAD: usize = MAX_OUTPUT;

@@ -3,9 +3,13 @@
 //!
 //! The host compiles each plugin once; every worker then maps the artifact
 //! with `Component::deserialize_file` instead of compiling again. Artifacts
-//! are native code that is loaded without validation, so the directory must be
-//! writable by the host only; entries are written to a temporary name and
-//! renamed, so a reader never sees a partial file.
+//! are native code that is loaded without validation, so the directory is
+//! writable by the host's user only (0700); entries are written to a
+//! temporary name and renamed, so a reader never sees a partial file. Beside
+//! each artifact `<sha>.cwasm` the cache keeps `<sha>.sha256`, the digest of
+//! the artifact itself: an entry is used again only when the artifact still
+//! has that digest, so a damaged or replaced file is compiled again rather
+//! than loaded.
 
 use std::hash::Hasher;
 use std::io;
@@ -47,6 +51,13 @@ impl Hasher for ShaHasher {
 }
 
 impl CompileCache {
+    /// Opens (creating) the cache directory for the engine of `config`
+    /// under its `cache_dir`.
+    pub(crate) fn for_config(config: &super::SandboxConfig) -> io::Result<Self> {
+        let engine = super::engine::build_engine(config, super::engine::Purpose::Compile).map_err(io::Error::other)?;
+        Self::open(&config.cache_dir, &engine)
+    }
+
     /// Opens (creating) the cache directory for `engine` under `root`.
     pub(crate) fn open(root: &Path, engine: &Engine) -> io::Result<Self> {
         let mut hasher = ShaHasher(Sha256::new());
@@ -61,21 +72,44 @@ impl CompileCache {
         self.dir.join(format!("{}.cwasm", hex::encode(digest)))
     }
 
-    /// Stores `artifact` for `digest` atomically and returns its path.
-    pub(crate) fn store(&self, digest: &Sha256Digest, artifact: &[u8]) -> io::Result<PathBuf> {
+    /// The artifact's own digest file.
+    fn digest_path(&self, digest: &Sha256Digest) -> PathBuf {
+        self.dir.join(format!("{}.sha256", hex::encode(digest)))
+    }
+
+    /// Writes `bytes` to `path` atomically (a unique temporary name, then a
+    /// rename).
+    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = self.path(digest);
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
         let tmp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            hex::encode(digest),
+            ".{name}.{}.{}.tmp",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = std::fs::write(&tmp, artifact).and_then(|()| std::fs::rename(&tmp, &path));
+        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        written.map(|()| path)
+        written
+    }
+
+    /// Stores `artifact` for `digest` atomically, then its own digest, and
+    /// returns its path.
+    pub(crate) fn store(&self, digest: &Sha256Digest, artifact: &[u8]) -> io::Result<PathBuf> {
+        let path = self.path(digest);
+        self.write_atomically(&path, artifact)?;
+        self.write_atomically(&self.digest_path(digest), hex::encode(sha256(artifact)).as_bytes())?;
+        Ok(path)
+    }
+
+    /// The artifact for `digest`, if the cache has it and it still has the
+    /// digest recorded when it was stored.
+    pub(crate) fn lookup(&self, digest: &Sha256Digest) -> Option<PathBuf> {
+        let recorded = std::fs::read_to_string(self.digest_path(digest)).ok()?;
+        let path = self.path(digest);
+        let artifact = std::fs::read(&path).ok()?;
+        (hex::encode(sha256(&artifact)) == recorded.trim()).then_some(path)
     }
 }
 
@@ -99,12 +133,32 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700, "only the host's user may write the cache");
+        assert_eq!(cache.lookup(&digest), None, "nothing stored yet");
         let path = cache.store(&digest, b"artifact").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"artifact");
-        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        let mut leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(leftovers.len(), 1, "temporary files left behind: {leftovers:?}");
+        leftovers.sort();
+        let name = hex::encode(digest);
+        assert_eq!(
+            leftovers,
+            [format!("{name}.cwasm"), format!("{name}.sha256")],
+            "temporary files left behind"
+        );
+        assert_eq!(cache.lookup(&digest), Some(path.clone()));
+    }
+
+    #[test]
+    fn a_changed_artifact_is_not_used_again() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = CompileCache::open(root.path(), &Engine::default()).unwrap();
+        let digest = sha256(b"plugin");
+        let path = cache.store(&digest, b"artifact").unwrap();
+        std::fs::write(&path, b"tampered").unwrap();
+        assert_eq!(cache.lookup(&digest), None);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(cache.lookup(&digest), None, "a missing artifact is no entry");
     }
 }

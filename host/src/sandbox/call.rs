@@ -22,6 +22,11 @@ use super::state::{CallState, LogTags, SharedTags};
 use super::{CallLimits, Sandbox, wasi};
 use crate::names::{Namespace, SessionId};
 
+/// The longest error message a call returns, in bytes: a guest's own error
+/// (or a trap's description) is cut there, so a reply always fits its frame
+/// and a guest cannot make the host hold more than this per failed call.
+pub const MAX_ERROR_MESSAGE: usize = 64 << 10;
+
 /// One call's input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
@@ -66,10 +71,27 @@ fn tags_for(plugin: &Plugin, request: &Request) -> LogTags {
 /// Summarises a wasmtime error for the caller: the trap or root message,
 /// without the backtrace noise.
 pub(crate) fn describe(err: &wasmtime::Error) -> String {
-    match err.downcast_ref::<Trap>() {
+    let text = match err.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
         None => err.root_cause().to_string(),
+    };
+    bounded(text)
+}
+
+/// `text` cut to [`MAX_ERROR_MESSAGE`] bytes (on a character boundary), with
+/// a note of how long it was.
+fn bounded(mut text: String) -> String {
+    if text.len() <= MAX_ERROR_MESSAGE {
+        return text;
     }
+    let len = text.len();
+    let mut end = MAX_ERROR_MESSAGE;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!(" [cut: {len} bytes in all]"));
+    text
 }
 
 /// Maps a failed instantiation or call onto the guest's fault.
@@ -100,10 +122,10 @@ fn data_dir_failure(err: std::io::Error) -> HostFailure {
 }
 
 fn guest_error(err: GuestError) -> GuestFault {
-    GuestFault::Error(match err {
+    GuestFault::Error(bounded(match err {
         GuestError::InvalidInput(msg) => format!("invalid input: {msg}"),
         GuestError::Failed(msg) => msg,
-    })
+    }))
 }
 
 impl Sandbox {
@@ -151,7 +173,10 @@ impl Sandbox {
         tags: SharedTags,
     ) -> Result<Store<CallState>, HostFailure> {
         let wasi = wasi::wasi_ctx(data_dir.as_deref(), &tags).map_err(data_dir_failure)?;
-        let mut store = Store::new(&self.engine, CallState::new(wasi, limits.memory, deadline, tags));
+        let mut store = Store::new(
+            self.validator.engine(),
+            CallState::new(wasi, limits.memory, deadline, tags),
+        );
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
@@ -274,5 +299,19 @@ async fn invoke(
         Ok(Ok(output)) => Ok((output, fuel_consumed)),
         Ok(Err(err)) => Err(guest_error(err)),
         Err(e) => Err(classify(&e, store.data().limiter.refused(), limits)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_messages_are_cut_on_a_char_boundary_and_say_so() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = bounded("é".repeat(MAX_ERROR_MESSAGE));
+        assert!(long.len() < MAX_ERROR_MESSAGE + 40, "{}", long.len());
+        assert!(long.ends_with(&format!("[cut: {} bytes in all]", 2 * MAX_ERROR_MESSAGE)));
+        assert!(long.starts_with('é'));
     }
 }

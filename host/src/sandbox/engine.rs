@@ -1,5 +1,25 @@
 //! The one wasmtime [`Engine`] of a sandbox and the epoch ticker that gives
 //! calls their wall-clock deadlines.
+//!
+//! What the engine lets instances share, and what it turns off, matters most
+//! at level `none`, where the tenants' instances take turns in one pooling
+//! allocator:
+//! - Every slot is reset when an instance is dropped:
+//!   `linear_memory_keep_resident` and `table_keep_resident` are 0, so a
+//!   slot's memory and tables are decommitted (the next instance sees zero
+//!   pages, never the previous tenant's), and async stacks are zeroed on
+//!   reuse (`async_stack_zeroing`), so no host or guest data of an earlier
+//!   call lingers on the stack a later one runs on.
+//! - Only the wasm features a component of the `bulkhead:plugin` world built
+//!   by the usual toolchains needs are on (MVP, bulk memory, multi-value,
+//!   reference types, SIMD, extended constants, and the component model).
+//!   Threads (shared memory), memory64, custom page sizes, multiple memories
+//!   per core module, GC and typed function references, exceptions, stack
+//!   switching, tail calls, wide arithmetic, relaxed SIMD (whose results may
+//!   differ between machines) and the component model's async, threading and
+//!   other in-progress extensions are off: each is attack surface no plugin
+//!   needs, and a component that uses one is refused at upload
+//!   (`invalid_plugin`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,9 +30,21 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::SandboxConfig;
 
-/// Builds the engine: fuel metering, epoch interruption and the pooling
-/// allocator sized from `config`.
-pub(crate) fn build_engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
+/// How an engine is used: to run instances, or only to compile them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A worker's (or a test's) engine: the pooling allocator sized from the
+    /// config, the compiler on every core.
+    Run,
+    /// A compile child's: one compiler thread and no pool (so the address
+    /// space the child may use can be bounded). The artifacts are the same:
+    /// neither changes what is compiled (see the compatibility test).
+    Compile,
+}
+
+/// Builds the engine: fuel metering, epoch interruption and, to run, the
+/// pooling allocator sized from `config`.
+pub(crate) fn build_engine(config: &SandboxConfig, purpose: Purpose) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     let slots = config.instance_slots.max(1);
     pool.total_component_instances(slots)
@@ -25,11 +57,36 @@ pub(crate) fn build_engine(config: &SandboxConfig) -> wasmtime::Result<Engine> {
         .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX))
         .total_stacks(slots);
 
+    pool.linear_memory_keep_resident(0).table_keep_resident(0);
+
     let mut wasm = Config::new();
     wasm.consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(config.max_wasm_stack)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .async_stack_zeroing(true)
+        .parallel_compilation(purpose == Purpose::Run);
+    if purpose == Purpose::Run {
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    // Threads, GC (typed function references, exceptions) and the component
+    // model's async are not compiled into this wasmtime at all (its `threads`,
+    // `gc` and `component-model-async` features are off).
+    wasm.wasm_shared_everything_threads(false)
+        .wasm_memory64(false)
+        .wasm_custom_page_sizes(false)
+        .wasm_multi_memory(false)
+        .wasm_gc(false)
+        .wasm_stack_switching(false)
+        .wasm_tail_call(false)
+        .wasm_wide_arithmetic(false)
+        .wasm_relaxed_simd(false)
+        .wasm_branch_hinting(false)
+        .wasm_component_model_error_context(false)
+        .wasm_component_model_gc(false)
+        .wasm_component_model_map(false)
+        .wasm_component_model_memory64(false)
+        .wasm_component_model_fixed_length_lists(false)
+        .wasm_component_model_implements(false);
     Engine::new(&wasm)
 }
 
@@ -82,5 +139,32 @@ impl Drop for EpochTicker {
             // The thread only sleeps and increments: it cannot panic.
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{Hash, Hasher};
+
+    use super::*;
+
+    fn compatibility(engine: &Engine) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        hasher.finish()
+    }
+
+    #[test]
+    fn a_compile_engine_makes_artifacts_a_worker_engine_loads() {
+        let config = SandboxConfig::new("/nonexistent/cache", "/nonexistent/data");
+        let run = build_engine(&config, Purpose::Run).unwrap();
+        let compile = build_engine(&config, Purpose::Compile).unwrap();
+        assert_eq!(compatibility(&run), compatibility(&compile));
+        let artifact = compile
+            .precompile_component(crate::builtin::ECHO.wasm)
+            .expect("echo compiles");
+        // SAFETY: the bytes were just produced by `precompile_component` of a
+        // compatible engine, and stay unchanged (owned here).
+        unsafe { wasmtime::component::Component::deserialize(&run, &artifact) }.expect("the worker engine loads it");
     }
 }

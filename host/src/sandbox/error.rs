@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::plugin::HANDLER_EXPORT;
 use super::wasi::GUEST_DATA_DIR;
 use crate::ErrorKind;
 use crate::names::Namespace;
@@ -20,7 +21,7 @@ use crate::names::Namespace;
 /// Why an upload is not a valid component of the `bulkhead:plugin` world.
 /// Every variant maps to the `invalid_plugin` kind; the message says what is
 /// wrong so the plugin's author can fix it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum InvalidPlugin {
     /// Over `max_plugin_size`.
     #[error("plugin is {size} bytes, over the size limit of {limit} bytes")]
@@ -41,18 +42,19 @@ pub enum InvalidPlugin {
     #[error("not a valid component: {0}")]
     Malformed(String),
     /// The component does not export the handler interface.
-    #[error("missing export `{expected}`; the component exports [{found}]")]
-    MissingExport { expected: &'static str, found: String },
+    #[error("missing export `{HANDLER_EXPORT}`; the component exports [{found}]")]
+    MissingExport { found: String },
     /// The handler interface is exported with other types.
-    #[error("wrong signature for export `{expected}`: {detail}")]
-    WrongSignature { expected: &'static str, detail: String },
+    #[error("wrong signature for export `{HANDLER_EXPORT}`: {detail}")]
+    WrongSignature { detail: String },
     /// An import the host does not provide, or provides with other types.
     #[error("unsatisfiable import: {0}")]
     UnsatisfiableImport(String),
-    /// The component could not be instantiated under the host's limits (its
-    /// start code trapped, or it needs more memories or instances than allowed).
-    #[error("cannot be instantiated: {0}")]
-    Instantiation(String),
+    /// Compiling it took more time or memory than the host allows
+    /// (`worker.compile_timeout`, `worker.compile_memory_max`): a compile bomb,
+    /// or a plugin too large for this host.
+    #[error("compiling it went over the host's limits: {0}")]
+    CompileLimit(String),
 }
 
 impl InvalidPlugin {
@@ -76,6 +78,10 @@ pub enum PluginError {
     /// A cached artifact could not be loaded (and recompiling it failed too).
     #[error("loading compiled plugin {}: {message}", path.display())]
     Load { path: PathBuf, message: String },
+    /// The host could not run its compile child (spawn, pipes, a crash that
+    /// is not the plugin's doing).
+    #[error("the compiler process failed: {0}")]
+    Compiler(String),
 }
 
 impl PluginError {

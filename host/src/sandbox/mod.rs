@@ -17,25 +17,26 @@ mod error;
 mod limits;
 mod plugin;
 mod state;
+mod validate;
 mod wasi;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
-
-use self::cache::CompileCache;
+pub(crate) use self::cache::CompileCache;
 pub use self::cache::{Sha256Digest, sha256};
-pub use self::call::{CallOutput, Request};
+pub use self::call::{CallOutput, MAX_ERROR_MESSAGE, Request};
 use self::engine::EpochTicker;
 pub use self::error::{CallFailure, GuestFault, HostFailure, InvalidPlugin, PluginError, SandboxError};
 pub use self::limits::CallLimits;
 pub use self::plugin::{Artifact, Compiled, HANDLER_EXPORT, InstanceMode, Plugin};
-use self::state::CallState;
+pub(crate) use self::state::sanitise;
+pub use self::state::{LOG_BUDGET_PER_CALL, LOG_BURST, LOG_RATE, MAX_LOG_LINE, MAX_RESOURCES};
+pub(crate) use self::validate::check_header;
+pub use self::validate::{Validated, Validator};
 use self::wasi::DataRoot;
-pub use self::wasi::GUEST_DATA_DIR;
+pub use self::wasi::{GUEST_DATA_DIR, MAX_RANDOM_BYTES};
 use crate::names::Namespace;
 
 /// How a sandbox is built.
@@ -90,8 +91,7 @@ impl SandboxConfig {
 
 /// One engine, its linker, the compile cache and the data directories.
 pub struct Sandbox {
-    engine: Engine,
-    linker: Linker<CallState>,
+    validator: Validator,
     cache: CompileCache,
     data: DataRoot,
     config: SandboxConfig,
@@ -112,12 +112,9 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     /// Builds the engine, starts its epoch ticker and opens the directories.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
-        let engine = engine::build_engine(&config).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
-        bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
-        let cache = CompileCache::open(&config.cache_dir, &engine).map_err(|source| SandboxError::Dir {
+        let validator = Validator::new(&config, false)?;
+        let engine = validator.engine();
+        let cache = CompileCache::open(&config.cache_dir, engine).map_err(|source| SandboxError::Dir {
             what: "compile cache",
             path: config.cache_dir.clone(),
             source,
@@ -127,10 +124,9 @@ impl Sandbox {
             path: config.data_dir.clone(),
             source,
         })?;
-        let ticker = EpochTicker::start(&engine, config.epoch_tick).map_err(SandboxError::Ticker)?;
+        let ticker = EpochTicker::start(engine, config.epoch_tick).map_err(SandboxError::Ticker)?;
         Ok(Self {
-            engine,
-            linker,
+            validator,
             cache,
             data,
             config,

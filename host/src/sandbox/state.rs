@@ -1,26 +1,96 @@
 //! What a store carries: WASI, the memory limiter, the call's deadline and the
-//! tags that the guest's logs are written with.
+//! tags that the guest's logs are written with; and the guest's log path.
+//!
+//! A guest's log lines (the `log` import, stdout, stderr) are a channel into
+//! the host's log, so each one is bounded and sanitised before it is
+//! written: cut at [`MAX_LOG_LINE`] bytes, invalid UTF-8 replaced, every
+//! control character (newlines included, so no line can forge another)
+//! escaped. A call may write at most [`LOG_BUDGET_PER_CALL`] lines, and a
+//! worker process (a compartment) at most [`LOG_RATE`] lines a second over
+//! time, in bursts of up to [`LOG_BURST`]; lines over either bound are
+//! dropped and counted in a summary line. The worker writes its log through
+//! a non-blocking writer (`worker/mod.rs`), so a slow reader of its stderr
+//! never stalls a call inside a host function.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::io::AsyncWrite;
+use tokio_util::bytes::Bytes;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::bulkhead::plugin::log::{self, Level};
 use super::bindings::bulkhead::plugin::types;
 use super::limits::MemoryLimiter;
 
-/// Longest log message or output line kept; the rest is cut.
-const MAX_LOG_LINE: usize = 4096;
-/// Log messages (import calls and output lines) one call may emit; a guest
-/// that logs in a loop cannot flood the host's log.
-const LOG_BUDGET_PER_CALL: u32 = 1000;
+/// Longest log message or output line kept, in bytes; the rest is cut.
+pub const MAX_LOG_LINE: usize = 4096;
+/// Log lines (import calls and output lines) one call may emit.
+pub const LOG_BUDGET_PER_CALL: u32 = 1000;
+/// Guest log lines a worker process may write per second over time.
+pub const LOG_RATE: f64 = 200.0;
+/// Guest log lines a worker process may write in one burst.
+pub const LOG_BURST: f64 = 1000.0;
+/// Resources (streams, pollables, descriptors) one store may hold at once.
+/// wasmtime's default is a million; each costs host memory outside
+/// `limits.memory`, so a guest that leaks them in a loop is stopped here
+/// (its call fails; it is the guest's own trap).
+pub const MAX_RESOURCES: usize = 10_000;
+/// How many bytes of writing a guest's stdout or stderr stream admits at a
+/// time (`check-write`).
+const OUTPUT_PERMIT: usize = 4096;
+
+/// Replaces invalid UTF-8 and escapes every control character, so that one
+/// guest line is one log line and carries no terminal control sequence.
+pub(crate) fn sanitise(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_LOG_LINE)]);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The worker process's guest-log token bucket.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    dropped: u64,
+    reported: Instant,
+}
+
+/// Whether the worker process may write one more guest log line now.
+fn admit_line() -> bool {
+    static BUCKET: Mutex<Option<Bucket>> = Mutex::new(None);
+    let mut bucket = BUCKET.lock().unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    let b = bucket.get_or_insert(Bucket {
+        tokens: LOG_BURST,
+        at: now,
+        dropped: 0,
+        reported: now,
+    });
+    b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * LOG_RATE).min(LOG_BURST);
+    b.at = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        if b.dropped > 0 && now.duration_since(b.reported).as_secs() >= 1 {
+            tracing::warn!(target: "bulkhead::guest", "dropped {} guest log lines over {LOG_RATE} a second", b.dropped);
+            b.dropped = 0;
+            b.reported = now;
+        }
+        true
+    } else {
+        b.dropped += 1;
+        false
+    }
+}
 
 /// Who is speaking when a guest logs.
 #[derive(Debug, Clone, Default)]
@@ -76,9 +146,11 @@ pub(crate) struct CallState {
 
 impl CallState {
     pub(crate) fn new(wasi: WasiCtx, memory: u64, deadline: Instant, tags: SharedTags) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter::new(memory),
             deadline,
             tags,
@@ -95,52 +167,96 @@ impl WasiView for CallState {
     }
 }
 
-fn cut(message: &str) -> &str {
-    if message.len() <= MAX_LOG_LINE {
-        return message;
+/// Writes one guest line to the log, within the call's budget and the
+/// worker's rate.
+fn emit(tags: &SharedTags, stream: &str, level: tracing::Level, line: &[u8]) {
+    let mut tags = tags.lock().unwrap_or_else(PoisonError::into_inner);
+    if !tags.spend() || !admit_line() {
+        return;
     }
-    let mut end = MAX_LOG_LINE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
+    let text = sanitise(line);
+    let (plugin, namespace, session) = (&*tags.plugin, &*tags.namespace, &*tags.session);
+    macro_rules! event {
+        ($level:expr) => {
+            tracing::event!(target: "bulkhead::guest", $level, plugin, namespace, session, stream, "{text}")
+        };
     }
-    &message[..end]
+    match level {
+        tracing::Level::TRACE => event!(tracing::Level::TRACE),
+        tracing::Level::DEBUG => event!(tracing::Level::DEBUG),
+        tracing::Level::INFO => event!(tracing::Level::INFO),
+        tracing::Level::WARN => event!(tracing::Level::WARN),
+        tracing::Level::ERROR => event!(tracing::Level::ERROR),
+    }
 }
 
 impl types::Host for CallState {}
 
 impl log::Host for CallState {
     fn log(&mut self, level: Level, message: String) {
-        let mut tags = self.tags.lock().unwrap_or_else(PoisonError::into_inner);
-        if !tags.spend() {
-            return;
-        }
-        let message = cut(&message);
-        let (plugin, namespace, session) = (&*tags.plugin, &*tags.namespace, &*tags.session);
-        macro_rules! emit {
-            ($level:expr) => {
-                tracing::event!(target: "bulkhead::guest", $level, plugin, namespace, session, "{message}")
-            };
-        }
-        match level {
-            Level::Trace => emit!(tracing::Level::TRACE),
-            Level::Debug => emit!(tracing::Level::DEBUG),
-            Level::Info => emit!(tracing::Level::INFO),
-            Level::Warn => emit!(tracing::Level::WARN),
-            Level::Error => emit!(tracing::Level::ERROR),
-        }
+        let level = match level {
+            Level::Trace => tracing::Level::TRACE,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        emit(&self.tags, "log", level, message.as_bytes());
     }
 }
 
-/// A guest's stdout or stderr: each line goes to the log, tagged.
+/// A guest's stdout or stderr: each line goes to the log, tagged. Every
+/// `get-stdout` of a store shares one line buffer, and a stream costs the
+/// host a few bytes (no task, no buffer of its own); how many a store may
+/// hold at once is bounded by [`MAX_RESOURCES`].
 #[derive(Debug, Clone)]
 pub(crate) struct LogStream {
     stream: &'static str,
     tags: SharedTags,
+    line: Arc<Mutex<Vec<u8>>>,
 }
 
 impl LogStream {
     pub(crate) fn new(stream: &'static str, tags: SharedTags) -> Self {
-        Self { stream, tags }
+        Self {
+            stream,
+            tags,
+            line: Arc::default(),
+        }
+    }
+
+    /// Appends `bytes`; every complete line (or [`MAX_LOG_LINE`] bytes
+    /// without a newline) goes to the log.
+    fn write(&self, bytes: &[u8]) {
+        let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.flush_line(&mut line);
+            } else {
+                line.push(byte);
+                if line.len() >= MAX_LOG_LINE {
+                    self.flush_line(&mut line);
+                }
+            }
+        }
+    }
+
+    fn flush_line(&self, line: &mut Vec<u8>) {
+        if !line.is_empty() {
+            let text = line.strip_suffix(b"\r").unwrap_or(line);
+            emit(&self.tags, self.stream, tracing::Level::INFO, text);
+            line.clear();
+        }
+    }
+}
+
+impl Drop for LogStream {
+    fn drop(&mut self) {
+        // The last handle of a store's stream writes what is left.
+        if Arc::strong_count(&self.line) == 1 {
+            let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
+            self.flush_line(&mut line);
+        }
     }
 }
 
@@ -151,68 +267,32 @@ impl IsTerminal for LogStream {
 }
 
 impl StdoutStream for LogStream {
-    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            out: self.clone(),
-            line: Vec::new(),
-        })
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(tokio::io::sink())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
     }
 }
 
-/// Splits written bytes into lines; a line longer than [`MAX_LOG_LINE`] is
-/// emitted in pieces.
-struct LineWriter {
-    out: LogStream,
-    line: Vec<u8>,
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogStream {
+    async fn ready(&mut self) {}
 }
 
-impl LineWriter {
-    fn emit(&mut self) {
-        if self.line.is_empty() {
-            return;
-        }
-        let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches(['\n', '\r']);
-        let mut tags = self.out.tags.lock().unwrap_or_else(PoisonError::into_inner);
-        if tags.spend() {
-            tracing::info!(
-                target: "bulkhead::guest",
-                plugin = &*tags.plugin,
-                namespace = &*tags.namespace,
-                session = &*tags.session,
-                stream = self.out.stream,
-                "{}",
-                cut(text)
-            );
-        }
-        self.line.clear();
-    }
-}
-
-impl AsyncWrite for LineWriter {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        for &byte in buf {
-            self.line.push(byte);
-            if byte == b'\n' || self.line.len() >= MAX_LOG_LINE {
-                self.emit();
-            }
-        }
-        Poll::Ready(Ok(buf.len()))
+impl OutputStream for LogStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        LogStream::write(self, &bytes);
+        Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.emit();
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        self.emit();
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(OUTPUT_PERMIT)
     }
 }
 
@@ -221,12 +301,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_messages_are_cut_on_a_char_boundary() {
+    fn long_lines_are_cut_and_stay_valid_text() {
         let long = "é".repeat(MAX_LOG_LINE);
-        let cut = cut(&long);
-        assert!(cut.len() <= MAX_LOG_LINE);
-        assert!(cut.chars().all(|c| c == 'é'));
-        assert_eq!(super::cut("short"), "short");
+        let cut = sanitise(long.as_bytes());
+        assert!(cut.len() <= MAX_LOG_LINE + 3, "{}", cut.len());
+        assert!(cut.chars().all(|c| c == 'é' || c == '\u{fffd}'));
+        assert_eq!(sanitise(b"short"), "short");
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_a_log_line() {
+        let forged = sanitise(b"ok\nERROR bulkhead: admin token accepted\r\x1b[2J\x07");
+        assert!(!forged.chars().any(char::is_control), "{forged:?}");
+        assert_eq!(forged, "ok\\nERROR bulkhead: admin token accepted\\r\\u{1b}[2J\\u{7}");
+        assert_eq!(sanitise(b"\xff\xfeok"), "\u{fffd}\u{fffd}ok");
     }
 
     #[test]

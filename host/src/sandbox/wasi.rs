@@ -22,6 +22,12 @@ use crate::names::Namespace;
 /// Where guests see their namespace's directory.
 pub const GUEST_DATA_DIR: &str = "/data";
 
+/// The most random bytes one `get-random-bytes` call may ask for (wasmtime's
+/// default is 64 MiB: host memory outside `limits.memory`, and a stall of
+/// the worker's thread that neither fuel nor the deadline can cut). A guest
+/// that asks for more traps.
+pub const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
 /// The root of every namespace's data directory.
 #[derive(Debug)]
 pub(crate) struct DataRoot {
@@ -83,6 +89,7 @@ pub(crate) fn wasi_ctx(data_dir: Option<&Path>, tags: &SharedTags) -> io::Result
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
+        .max_random_size(MAX_RANDOM_BYTES)
         .socket_addr_check(|_, _| Box::pin(async { false }));
     if let Some(dir) = data_dir {
         builder

@@ -14,7 +14,7 @@ use crate::metrics::HostMetrics;
 use crate::names::Namespace;
 use crate::procmgr::{ProcessManagerOptions, PrometheusMetrics};
 use crate::sandbox::{CallLimits, InstanceMode, SandboxConfig};
-use crate::supervisor::{ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
+use crate::supervisor::{CompileLimits, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
 
 /// Why the host could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +141,10 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<R
             os_limits: OsLimits {
                 memory_max: config.worker.memory_max,
                 pids_max: u64::from(config.worker.pids_max),
+            },
+            compile: CompileLimits {
+                memory_max: config.worker.compile_memory_max,
+                timeout: config.worker.compile_timeout,
             },
             warm: config.pool.warm as usize,
             start_timeout: config.isolation.start_timeout,

@@ -26,6 +26,9 @@ pub enum InvokeFailure {
     /// No plugin of that name.
     #[error("no plugin named {plugin:?}")]
     PluginNotFound { plugin: String },
+    /// The stored plugin of that name failed at boot and is quarantined.
+    #[error("plugin {plugin:?} is quarantined: {reason}; deploy a valid version of it (or remove it)")]
+    PluginQuarantined { plugin: String, reason: String },
     /// The compartment's process could not be had.
     #[error(transparent)]
     Isolation(#[from] IsolationError),
@@ -48,6 +51,7 @@ impl InvokeFailure {
             Self::SessionRequired { .. } => ErrorKind::InvalidRequest,
             Self::PluginNotAllowed { .. } => ErrorKind::Forbidden,
             Self::PluginNotFound { .. } => ErrorKind::PluginNotFound,
+            Self::PluginQuarantined { .. } => ErrorKind::WorkerUnavailable,
             Self::Isolation(e) => e.kind(),
             Self::Rejected { .. } => ErrorKind::BulkheadFull,
             Self::Worker(WorkerCallError::Crashed { .. }) => ErrorKind::WorkerCrashed,

@@ -14,9 +14,9 @@ mod build;
 mod error;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use self::build::{BuildError, Running, isolation_settings, sandbox_config, start};
@@ -27,7 +27,7 @@ use crate::ipc::PluginSpec;
 use crate::isolation::{Acquired, IsolationError, IsolationKey, IsolationManager, IsolationSettings, ProcessInfo};
 use crate::names::{Namespace, PluginName, SessionId};
 use crate::procmgr::{Health, ProcessId, ProcessManagerOptions, ProcmgrError, StatusWatch};
-use crate::sandbox::{Compiled, InstanceMode, PluginError, Sandbox, SandboxError};
+use crate::sandbox::{Compiled, InstanceMode, PluginError};
 use crate::supervisor::{AssignedWorker, ExitHook, PoolSource, Supervisor, SupervisorConfig, WorkerSyncer};
 
 /// A successful call.
@@ -94,10 +94,8 @@ impl std::fmt::Debug for ServiceSettings {
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The host-side compiler sandbox could not be built.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// A configured or stored plugin is invalid or could not be compiled.
+    /// A configured plugin is invalid or could not be compiled, or the
+    /// host's compiler could not start.
     #[error("plugin {name}: {source}")]
     Plugin {
         name: String,
@@ -107,43 +105,69 @@ pub enum StartError {
     /// The store of deployed plugins could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The spawner thread could not be started.
-    #[error("starting the worker spawner: {0}")]
-    Spawner(#[source] std::io::Error),
+    /// The supervisor (its spawner thread or its compiler) could not start.
+    #[error("starting the supervisor: {0}")]
+    Supervisor(#[source] PluginError),
 }
+
+/// A stored plugin that could not be served: listed with why, its calls
+/// refused, until it is deployed again or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub mode: InstanceMode,
+    pub sha256: [u8; 32],
+    pub size: usize,
+    pub reason: String,
+}
+
+/// The name the host's warm-up plugin is loaded under in a worker (a name
+/// no deploy can take: plugin names start with a letter or digit).
+const WARMUP_PLUGIN: &str = ".warmup";
 
 /// The service: tenants' calls, the plugin set, and the processes.
 #[derive(Debug)]
 pub struct Service {
     manager: Arc<IsolationManager<WorkerSyncer>>,
     supervisor: Arc<Supervisor>,
-    compiler: Sandbox,
     store: PluginStore,
     /// The instance mode each configured plugin has, the default of a
     /// deploy of that name.
     configured_modes: HashMap<String, InstanceMode>,
+    quarantined: Mutex<BTreeMap<String, Quarantined>>,
 }
 
 impl Service {
-    /// Compiles the plugins (configured, then stored), starts the
-    /// supervisor (and its warm pool) and the isolation manager.
+    /// Compiles the plugins (configured, then stored) in compile children,
+    /// starts the supervisor (and its warm pool) and the isolation manager.
+    /// A configured plugin that is invalid stops the start (the operator's
+    /// file is wrong); a stored one is quarantined and the rest served.
     pub async fn start(settings: ServiceSettings) -> Result<Arc<Self>, StartError> {
-        let compiler = Sandbox::new(settings.supervisor.sandbox.clone())?;
         let store = PluginStore::open(&settings.plugins_dir)?;
+        let supervisor = Supervisor::new(settings.supervisor).map_err(StartError::Supervisor)?;
+        let warmup = supervisor
+            .compile(crate::builtin::ECHO.wasm)
+            .await
+            .map_err(|source| StartError::Plugin {
+                name: WARMUP_PLUGIN.into(),
+                source,
+            })?;
+        let warmup = PluginSpec {
+            name: WARMUP_PLUGIN.into(),
+            mode: InstanceMode::PerRequest,
+            artifact: warmup.artifact,
+        };
         let configured_modes = settings
             .plugins
             .iter()
             .map(|(name, _, mode)| (name.clone(), *mode))
             .collect();
-        let mut plugins = settings.plugins;
-        // Deployed plugins win over configured ones of the same name: they are newer.
-        for (name, bytes, mode) in store.load()? {
-            plugins.retain(|(n, _, _)| *n != name);
-            plugins.push((name, bytes, mode));
-        }
-        let mut specs = Vec::with_capacity(plugins.len());
-        for (name, bytes, mode) in plugins {
-            let compiled = compiler.compile(&bytes).map_err(|source| StartError::Plugin {
+        let stored = store.load()?;
+        let mut specs = Vec::with_capacity(settings.plugins.len() + stored.len());
+        for (name, bytes, mode) in settings.plugins {
+            if stored.iter().any(|(n, _, _)| *n == name) {
+                continue; // deployed plugins win over configured ones: they are newer
+            }
+            let compiled = supervisor.compile(&bytes).await.map_err(|source| StartError::Plugin {
                 name: name.clone(),
                 source,
             })?;
@@ -153,16 +177,47 @@ impl Service {
                 artifact: compiled.artifact,
             });
         }
-        let supervisor = Supervisor::new(settings.supervisor, specs).map_err(StartError::Spawner)?;
+        let mut quarantined = BTreeMap::new();
+        for (name, bytes, mode) in stored {
+            match supervisor.compile(&bytes).await {
+                Ok(compiled) => specs.push(PluginSpec {
+                    name,
+                    mode,
+                    artifact: compiled.artifact,
+                }),
+                Err(e) => {
+                    tracing::error!(plugin = %name, "quarantined: the stored plugin cannot be served: {e}");
+                    let entry = Quarantined {
+                        mode,
+                        sha256: crate::sandbox::sha256(&bytes),
+                        size: bytes.len(),
+                        reason: e.to_string(),
+                    };
+                    quarantined.insert(name, entry);
+                }
+            }
+        }
+        supervisor.start(specs, Some(warmup));
         let syncer = WorkerSyncer::new(Arc::clone(&supervisor), settings.on_exit);
         let manager = IsolationManager::new(settings.isolation, syncer, settings.procmgr);
         Ok(Arc::new(Self {
             manager,
             supervisor,
-            compiler,
             store,
             configured_modes,
+            quarantined: Mutex::new(quarantined),
         }))
+    }
+
+    fn quarantined(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Quarantined>> {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The stored plugins that could not be served, and why.
+    pub fn quarantine(&self) -> BTreeMap<String, Quarantined> {
+        self.quarantined().clone()
     }
 
     /// The isolation manager (processes, health, statuses).
@@ -202,6 +257,10 @@ impl Service {
         }
         if !self.supervisor.has_plugin(plugin) {
             let plugin = plugin.to_owned();
+            if let Some(entry) = self.quarantined().get(&plugin) {
+                let reason = entry.reason.clone();
+                return Err(refuse(InvokeFailure::PluginQuarantined { plugin, reason }, None));
+            }
             return Err(refuse(InvokeFailure::PluginNotFound { plugin }, None));
         }
         let limits = policy.call.clone();
@@ -272,15 +331,10 @@ impl Service {
         let mode = mode
             .or_else(|| self.configured_modes.get(name.as_str()).copied())
             .unwrap_or_default();
-        let compiled = {
-            let this = Arc::clone(self);
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || this.compiler.compile(&bytes))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?
-        };
+        let compiled = self.supervisor.compile(&bytes).await?;
         // Persist first: a plugin that is live survives a restart.
         self.store.save(&name, &bytes, mode)?;
+        self.quarantined().remove(name.as_str());
         self.supervisor
             .install(PluginSpec {
                 name: name.to_string(),
@@ -291,9 +345,15 @@ impl Service {
         Ok(Deployed { name, mode, compiled })
     }
 
-    /// Removes a plugin from the store, then from every worker.
+    /// Removes a plugin from the store, then from every worker (or from the
+    /// quarantine).
     pub async fn remove(&self, name: &str) -> Result<(), RemoveError> {
         if !self.supervisor.has_plugin(name) {
+            if self.quarantined().contains_key(name) {
+                self.store.remove(name)?;
+                self.quarantined().remove(name);
+                return Ok(());
+            }
             return Err(RemoveError::NotFound { name: name.to_owned() });
         }
         self.store.remove(name)?;

@@ -79,7 +79,9 @@ impl Connection {
     ) -> Self {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (disconnected_tx, disconnected) = watch::channel(false);
-        let (out, _writer) = send.spawn_writer();
+        // Every message the host sends is built to fit in a frame (payloads
+        // are bounded by `ipc::MAX_PAYLOAD`); one that does not is dropped.
+        let (out, _writer) = send.spawn_writer(|_, _| None);
         spawn_reader(pid, recv, Arc::clone(&pending), disconnected_tx);
         Self {
             pid,

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 
 use super::cgroup::{Cgroups, WorkerCgroup};
 use super::child::{ChildProcess, describe_status};
 use super::connection::Connection;
+use super::relay::relay_stderr;
 use super::spawner::{InCgroup, Placement, Spawner, WorkerCommand};
 use super::{ExitReason, StartError, WorkerExit};
 use crate::ipc::{self, Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
@@ -82,7 +82,10 @@ impl WorkerHandle {
             memory_max: limits.memory_max,
             pids_max: limits.pids_max,
         };
-        let spawned = spawner.spawn(command, placement).await.map_err(StartError::Spawn)?;
+        let spawned = spawner
+            .spawn_worker(&command, placement)
+            .await
+            .map_err(StartError::Spawn)?;
         let process = ChildProcess::watch(spawned.child).map_err(StartError::Spawn)?;
         let pid = process.pid();
         // A worker not born in its cgroup is moved there, which can wait for
@@ -329,17 +332,4 @@ fn unexpected(wanted: &str, got: Option<Result<FromWorker, ipc::FrameError>>) ->
         Some(Err(e)) => format!("waiting for {wanted}: {e}"),
         Some(Ok(other)) => format!("expected {wanted}, got {other:?}"),
     })
-}
-
-/// Logs each line the worker writes to stderr, tagged with its pid.
-fn relay_stderr(pid: u32, stderr: std::process::ChildStderr) {
-    let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(stderr)) else {
-        return;
-    };
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            tracing::info!(target: "bulkhead::worker", pid, "{line}");
-        }
-    });
 }

@@ -16,17 +16,20 @@
 
 mod cgroup;
 mod child;
+mod compiler;
 mod connection;
 mod handle;
 mod plugins;
 mod pool;
+mod relay;
 mod spawner;
 mod syncer;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use self::cgroup::Cgroups;
+pub use self::compiler::{CompileLimits, Compiler};
 pub use self::handle::{OsLimits, WorkerCallError, WorkerHandle, WorkerOutput};
 use self::plugins::PluginSet;
 pub use self::pool::PoolSource;
@@ -35,7 +38,7 @@ use self::spawner::Spawner;
 pub use self::spawner::WorkerCommand;
 pub use self::syncer::{AssignedWorker, ExitEvent, PING_TIMEOUT, WorkerSyncer};
 use crate::ipc::{Init, PluginSpec};
-use crate::sandbox::SandboxConfig;
+use crate::sandbox::{Compiled, PluginError, SandboxConfig};
 
 /// A hook told about every exit of an assigned worker (for metrics).
 pub type ExitHook = Arc<dyn Fn(&ExitEvent) + Send + Sync>;
@@ -93,12 +96,14 @@ pub struct WorkerExit {
     pub status: String,
 }
 
-/// Everything needed to start workers.
+/// Everything needed to start workers and compile plugins.
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
     pub command: WorkerCommand,
     pub sandbox: SandboxConfig,
     pub os_limits: OsLimits,
+    /// The bounds of each compile child.
+    pub compile: CompileLimits,
     /// Idle, ready workers kept for adoption.
     pub warm: usize,
     /// How long a worker may take from spawn to ready.
@@ -107,35 +112,62 @@ pub struct SupervisorConfig {
     pub cgroups: bool,
 }
 
-/// Starts workers (fresh or from the warm pool) and keeps every one of them
-/// on the current plugin set.
+/// Starts workers (fresh or from the warm pool), keeps every one of them
+/// on the current plugin set, and compiles plugins in child processes.
 #[derive(Debug)]
 pub struct Supervisor {
     config: SupervisorConfig,
     spawner: Spawner,
     cgroups: Arc<Cgroups>,
+    compiler: Compiler,
     plugins: PluginSet,
+    warmup: OnceLock<PluginSpec>,
     pool: WarmPool,
 }
 
 impl Supervisor {
-    /// Starts the spawner thread and the warm pool, serving `plugins`.
-    pub fn new(config: SupervisorConfig, plugins: Vec<PluginSpec>) -> std::io::Result<Arc<Self>> {
+    /// Starts the spawner thread and the compiler; no worker runs until
+    /// [`Supervisor::start`].
+    pub fn new(config: SupervisorConfig) -> Result<Arc<Self>, PluginError> {
         let cgroups = Arc::new(if config.cgroups {
             Cgroups::detect()
         } else {
             Cgroups::disabled()
         });
         cgroups.remove_stale();
-        let supervisor = Arc::new(Self {
-            spawner: Spawner::start()?,
+        let compiler = Compiler::new(
+            config.command.program.clone(),
+            config.sandbox.clone(),
+            config.compile.clone(),
+            Arc::clone(&cgroups),
+        )?;
+        Ok(Arc::new(Self {
+            spawner: Spawner::start()
+                .map_err(|e| PluginError::Compiler(format!("starting the spawner thread: {e}")))?,
             cgroups,
-            plugins: PluginSet::new(plugins),
+            compiler,
+            plugins: PluginSet::new(Vec::new()),
+            warmup: OnceLock::new(),
             pool: WarmPool::new(config.warm),
             config,
-        });
-        WarmPool::start_refilling(&supervisor);
-        Ok(supervisor)
+        }))
+    }
+
+    /// Serves `plugins` (compiled with [`Supervisor::compile`]) and starts
+    /// filling the warm pool; `warmup` is the host's own plugin each new
+    /// worker instantiates once (see `ipc::Init`).
+    pub fn start(self: &Arc<Self>, plugins: Vec<PluginSpec>, warmup: Option<PluginSpec>) {
+        self.plugins.replace(plugins);
+        if let Some(warmup) = warmup {
+            let _ = self.warmup.set(warmup);
+        }
+        WarmPool::start_refilling(self);
+    }
+
+    /// Validates and compiles a plugin in a limited child process (or finds
+    /// it in the compile cache); runs none of its code.
+    pub async fn compile(&self, bytes: &[u8]) -> Result<Compiled, PluginError> {
+        self.compiler.compile(bytes).await
     }
 
     /// Spawns a worker with the current plugin set and waits until it is
@@ -145,6 +177,7 @@ impl Supervisor {
         let init = Init {
             sandbox: self.config.sandbox.clone(),
             plugins: loaded.values().cloned().collect(),
+            warmup: self.warmup.get().cloned(),
         };
         let worker = WorkerHandle::start(
             &self.spawner,

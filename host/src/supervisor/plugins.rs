@@ -66,6 +66,13 @@ impl PluginSet {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Serves `specs` instead of the current set, before any worker started
+    /// (nothing is sent to workers).
+    pub(crate) fn replace(&self, specs: Vec<PluginSpec>) {
+        let specs = specs.into_iter().map(|spec| (spec.name.clone(), spec)).collect();
+        self.state().specs = Arc::new(specs);
+    }
+
     /// The specs now: what a worker being started loads.
     pub(crate) fn snapshot(&self) -> Specs {
         Arc::clone(&self.state().specs)

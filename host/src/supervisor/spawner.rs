@@ -69,9 +69,9 @@ pub(crate) struct Placement {
 }
 
 struct Job {
-    command: WorkerCommand,
+    command: Command,
     placement: Placement,
-    reply: oneshot::Sender<io::Result<Spawned>>,
+    reply: oneshot::Sender<io::Result<(Child, InCgroup)>>,
 }
 
 /// The handle to the spawner thread.
@@ -87,32 +87,31 @@ impl Spawner {
         std::thread::Builder::new()
             .name("bulkhead-spawner".into())
             .spawn(move || {
-                for job in rx {
+                for mut job in rx {
                     let Placement {
                         cgroups,
                         memory_max,
                         pids_max,
                     } = &job.placement;
                     let (spawned, cgroup) = match cgroups.create(*memory_max, *pids_max) {
-                        Some(cgroup) => match cgroup.spawn_inside(|| spawn(&job.command)) {
+                        Some(cgroup) => match cgroup.spawn_inside(|| job.command.spawn()) {
                             (spawned, true) => (spawned, InCgroup::Born(cgroup)),
                             (spawned, false) => (spawned, InCgroup::ToMove(cgroup)),
                         },
-                        None => (spawn(&job.command), InCgroup::None),
+                        None => (job.command.spawn(), InCgroup::None),
                     };
-                    let _ = job.reply.send(spawned.map(|(child, socket, stderr)| Spawned {
-                        child,
-                        socket,
-                        stderr,
-                        cgroup,
-                    }));
+                    let program = job.command.get_program().to_string_lossy().into_owned();
+                    let spawned = spawned.map_err(|e| io::Error::new(e.kind(), format!("spawning {program}: {e}")));
+                    let _ = job.reply.send(spawned.map(|child| (child, cgroup)));
                 }
             })?;
         Ok(Self { jobs })
     }
 
-    /// Spawns one worker, in a new cgroup when the host can make one.
-    pub(crate) async fn spawn(&self, command: WorkerCommand, placement: Placement) -> io::Result<Spawned> {
+    /// Spawns `command` from the spawner thread, in a new cgroup when the
+    /// host can make one. The command must not use `pre_exec` (see the
+    /// module doc).
+    pub(crate) async fn spawn(&self, command: Command, placement: Placement) -> io::Result<(Child, InCgroup)> {
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -123,28 +122,34 @@ impl Spawner {
             .map_err(|_| io::Error::other("the spawner thread is gone"))?;
         rx.await.map_err(|_| io::Error::other("the spawner thread is gone"))?
     }
-}
 
-fn spawn(command: &WorkerCommand) -> io::Result<(Child, UnixStream, ChildStderr)> {
-    let (host_end, worker_end) = UnixStream::pair()?;
-    let mut child = Command::new(&command.program)
-        .arg("worker")
-        .arg("--parent")
-        .arg(std::process::id().to_string())
-        .arg("--open-files")
-        .arg(command.open_files.to_string())
-        .arg("--log")
-        .arg(&command.log)
-        .env_clear()
-        .stdin(Stdio::from(OwnedFd::from(worker_end)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("spawning {}: {e}", command.program.display())))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| io::Error::other("worker stderr was not piped"))?;
-    Ok((child, host_end, stderr))
+    /// Spawns one worker: its end of a socketpair as standard input, its
+    /// stderr piped to the host.
+    pub(crate) async fn spawn_worker(&self, command: &WorkerCommand, placement: Placement) -> io::Result<Spawned> {
+        let (host_end, worker_end) = UnixStream::pair()?;
+        let mut cmd = Command::new(&command.program);
+        cmd.arg("worker")
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .arg("--open-files")
+            .arg(command.open_files.to_string())
+            .arg("--log")
+            .arg(&command.log)
+            .env_clear()
+            .stdin(Stdio::from(OwnedFd::from(worker_end)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let (mut child, cgroup) = self.spawn(cmd, placement).await?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("worker stderr was not piped"))?;
+        Ok(Spawned {
+            child,
+            socket: host_end,
+            stderr,
+            cgroup,
+        })
+    }
 }

@@ -9,8 +9,6 @@
 
 use rustix::process::{Resource, Rlimit, Signal, getppid, set_parent_process_death_signal, setrlimit};
 
-use super::WorkerArgs;
-
 /// A protection could not be put in place.
 #[derive(Debug, thiserror::Error)]
 pub enum HygieneError {
@@ -29,15 +27,17 @@ pub enum HygieneError {
     },
 }
 
-pub(super) fn apply(args: &WorkerArgs) -> Result<(), HygieneError> {
+/// Dies with `parent` (refusing to run if it is gone already), no core
+/// dumps, at most `open_files` descriptors.
+pub(super) fn apply(parent: u32, open_files: u64) -> Result<(), HygieneError> {
     set_parent_process_death_signal(Some(Signal::KILL)).map_err(HygieneError::DeathSignal)?;
     // The host may have died before the line above ran; then no signal
     // will ever come, and we were re-parented.
-    let parent = getppid().map(|pid| pid.as_raw_nonzero().get());
-    if parent != i32::try_from(args.parent).ok() {
+    let parent_now = getppid().map(|pid| pid.as_raw_nonzero().get());
+    if parent_now != i32::try_from(parent).ok() {
         return Err(HygieneError::Orphaned {
-            expected: args.parent,
-            actual: parent,
+            expected: parent,
+            actual: parent_now,
         });
     }
     let none = Rlimit {
@@ -49,8 +49,8 @@ pub(super) fn apply(args: &WorkerArgs) -> Result<(), HygieneError> {
         source,
     })?;
     let files = Rlimit {
-        current: Some(args.open_files),
-        maximum: Some(args.open_files),
+        current: Some(open_files),
+        maximum: Some(open_files),
     };
     setrlimit(Resource::Nofile, files).map_err(|source| HygieneError::Rlimit {
         what: "RLIMIT_NOFILE",

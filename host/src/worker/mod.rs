@@ -7,12 +7,14 @@
 //! exits when the host says so, when the host goes away, or at the first
 //! frame that does not decode.
 
+mod compile;
 mod hygiene;
 mod serve;
 
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 
+pub use self::compile::{CompileArgs, Verdict, run as run_compile};
 pub use self::hygiene::HygieneError;
 pub use self::serve::{WorkerError, serve};
 
@@ -40,17 +42,26 @@ pub struct WorkerArgs {
     pub log: String,
 }
 
+/// Log lines the worker's writer thread may hold before it drops new ones
+/// (and counts them): the worker never waits for its stderr.
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Runs the worker until it is told to stop; returns its exit code.
 pub fn run(args: &WorkerArgs) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("bulkhead-log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false)
         .with_target(false)
         .init();
-    if let Err(e) = hygiene::apply(args) {
+    if let Err(e) = hygiene::apply(args.parent, args.open_files) {
         tracing::error!("worker start: {e}");
         return ExitCode::from(EXIT_START);
     }

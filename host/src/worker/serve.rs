@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 use crate::ipc::{self, Assignment, FrameError, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
-use crate::sandbox::{CallFailure, GuestFault, HostFailure, InstanceMode, Plugin, Request, Sandbox};
+use crate::sandbox::{CallFailure, GuestFault, HostFailure, Plugin, Request, Sandbox};
 
 /// Why a worker stopped other than by being told to.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out, writer) = send.spawn_writer();
+    let (out, writer) = send.spawn_writer(replace_unsendable);
     let _ = out.send(FromWorker::Hello {
         protocol: ipc::PROTOCOL_VERSION,
         pid: std::process::id(),
@@ -67,6 +67,20 @@ where
     drop(state);
     let _ = writer.await;
     result
+}
+
+/// A call's result that does not fit in a frame becomes that call's error.
+fn replace_unsendable(message: FromWorker, error: &FrameError) -> Option<FromWorker> {
+    match (message, error) {
+        (FromWorker::Result { id, .. }, FrameError::TooLarge { size }) => Some(FromWorker::Result {
+            id,
+            outcome: Outcome::Err(CallFailure::Guest(GuestFault::OutputTooLarge {
+                size: *size,
+                limit: ipc::MAX_FRAME,
+            })),
+        }),
+        _ => None,
+    }
 }
 
 enum Flow {
@@ -146,11 +160,17 @@ impl WorkerState {
                 Err(e) => return Err(self.init_failed(e)),
             }
         }
-        for plugin in self.plugins.values() {
-            if plugin.mode() == InstanceMode::PerRequest
-                && let Err(e) = sandbox.warm_up(plugin).await
-            {
-                tracing::warn!(plugin = plugin.name(), "warm-up instantiation failed: {e}");
+        // Warm the instantiation path with the host's own plugin, never a
+        // tenant's: no tenant code runs before a call of a tenant that may
+        // make it.
+        if let Some(spec) = init.warmup {
+            match load(&sandbox, spec) {
+                Ok(warmup) => {
+                    if let Err(e) = sandbox.warm_up(&warmup).await {
+                        tracing::warn!("warm-up instantiation failed: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("warm-up plugin: {e}"),
             }
         }
         self.sandbox = Some(sandbox);

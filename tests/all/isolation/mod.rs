@@ -17,7 +17,7 @@ use bulkhead::procmgr::Managed;
 use bulkhead::procmgr::{ProcessManagerOptions, ProcessState};
 use bulkhead::sandbox::{InstanceMode, SandboxConfig};
 use bulkhead::service::{InvokeError, InvokeOutput, Process, Service, ServiceSettings};
-use bulkhead::supervisor::{ExitEvent, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
+use bulkhead::supervisor::{CompileLimits, ExitEvent, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
 use tempfile::TempDir;
 
 /// A service whose workers are the real `bulkhead` binary. Shut down (every
@@ -99,6 +99,7 @@ impl Host {
                     memory_max: options.memory_max,
                     pids_max: 64,
                 },
+                compile: CompileLimits::default(),
                 warm: options.warm,
                 start_timeout: Duration::from_secs(20),
                 cgroups: options.cgroups,

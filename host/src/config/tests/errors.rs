@@ -213,7 +213,7 @@ fn out_of_range_values_name_the_key_and_the_bounds() {
         ("[worker]\npids_max = 1\n", "worker.pids_max", "expected 8 to"),
         ("[server]\nname = \"\"\n", "server.name", "1 to 128 characters"),
         ("[server]\nname = \"a\\nb\"\n", "server.name", "no control characters"),
-        ("[server]\nmax_payload = \"2GiB\"\n", "server.max_payload", "to 1GiB"),
+        ("[server]\nmax_payload = \"17MiB\"\n", "server.max_payload", "to 16MiB"),
         (
             "[tenants.acme.limits]\ntimeout = \"2h\"\n",
             "tenants.acme.limits.timeout",
