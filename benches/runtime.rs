@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bulkhead::builtin;
-use bulkhead::isolation::{IsolationKey, IsolationLevel};
+use bulkhead::isolation::{IsolationKey, IsolationLevel, SessionScope};
 use bulkhead::local::{LocalHost, bench_client};
 use bulkhead::names::{Namespace, SessionId};
 use bulkhead::sandbox::{CallLimits, InstanceMode, Request, Sandbox, SandboxConfig};
@@ -35,7 +35,7 @@ fn process_id(level: IsolationLevel, ns: &Namespace, session: &SessionId) -> Str
         namespace: ns.clone(),
         session: session.clone(),
     }
-    .process_id(level)
+    .process_id(level, SessionScope::Global)
     .to_string()
 }
 

@@ -82,6 +82,65 @@ impl FromStr for IsolationLevel {
     }
 }
 
+/// How far a session id reaches: the memo's one space of session ids for
+/// the whole host, or one per namespace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum SessionScope {
+    /// One space for the host: a session's process id is
+    /// `session:<session>`, and the process belongs to the namespace that
+    /// created it (another namespace naming it gets `forbidden`).
+    #[default]
+    Global,
+    /// One space per namespace: `session:<namespace>:<session>`, so no
+    /// tenant can take another's session id.
+    Namespace,
+}
+
+impl SessionScope {
+    /// The configuration name: `global` or `namespace`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::Namespace => "namespace",
+        }
+    }
+}
+
+impl From<SessionScope> for &'static str {
+    fn from(scope: SessionScope) -> Self {
+        scope.as_str()
+    }
+}
+
+impl TryFrom<String> for SessionScope {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
+impl fmt::Display for SessionScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SessionScope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "global" => Ok(Self::Global),
+            "namespace" => Ok(Self::Namespace),
+            other => Err(format!(
+                "unknown session scope {other:?}; expected one of \"global\", \"namespace\""
+            )),
+        }
+    }
+}
+
 /// Who a request is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IsolationKey {
@@ -90,12 +149,16 @@ pub struct IsolationKey {
 }
 
 impl IsolationKey {
-    /// The process id this key maps to at `level`.
-    pub fn process_id(&self, level: IsolationLevel) -> ProcessId {
-        match level {
-            IsolationLevel::None => ProcessId::from("shared"),
-            IsolationLevel::Namespace => ProcessId::from(format!("ns:{}", self.namespace)),
-            IsolationLevel::Session => ProcessId::from(format!("session:{}", self.session)),
+    /// The process id this key maps to at `level`, session ids reaching as
+    /// far as `scope` says.
+    pub fn process_id(&self, level: IsolationLevel, scope: SessionScope) -> ProcessId {
+        match (level, scope) {
+            (IsolationLevel::None, _) => ProcessId::from("shared"),
+            (IsolationLevel::Namespace, _) => ProcessId::from(format!("ns:{}", self.namespace)),
+            (IsolationLevel::Session, SessionScope::Global) => ProcessId::from(format!("session:{}", self.session)),
+            (IsolationLevel::Session, SessionScope::Namespace) => {
+                ProcessId::from(format!("session:{}:{}", self.namespace, self.session))
+            }
         }
     }
 }
@@ -125,8 +188,30 @@ mod tests {
     #[test]
     fn process_ids_match_the_memo() {
         let k = key("tenant-a", "s1");
-        assert_eq!(k.process_id(IsolationLevel::None).as_str(), "shared");
-        assert_eq!(k.process_id(IsolationLevel::Namespace).as_str(), "ns:tenant-a");
-        assert_eq!(k.process_id(IsolationLevel::Session).as_str(), "session:s1");
+        let global = SessionScope::Global;
+        assert_eq!(k.process_id(IsolationLevel::None, global).as_str(), "shared");
+        assert_eq!(k.process_id(IsolationLevel::Namespace, global).as_str(), "ns:tenant-a");
+        assert_eq!(k.process_id(IsolationLevel::Session, global).as_str(), "session:s1");
+    }
+
+    #[test]
+    fn a_namespace_scope_puts_the_namespace_in_session_ids_only() {
+        let k = key("tenant-a", "s1");
+        let scope = SessionScope::Namespace;
+        assert_eq!(k.process_id(IsolationLevel::None, scope).as_str(), "shared");
+        assert_eq!(k.process_id(IsolationLevel::Namespace, scope).as_str(), "ns:tenant-a");
+        assert_eq!(
+            k.process_id(IsolationLevel::Session, scope).as_str(),
+            "session:tenant-a:s1"
+        );
+        assert_ne!(
+            key("tenant-b", "s1").process_id(IsolationLevel::Session, scope),
+            k.process_id(IsolationLevel::Session, scope),
+            "two tenants' session s1 are two processes"
+        );
+        for scope in [SessionScope::Global, SessionScope::Namespace] {
+            assert_eq!(scope.as_str().parse::<SessionScope>().unwrap(), scope);
+        }
+        assert!("tenant".parse::<SessionScope>().unwrap_err().contains("tenant"));
     }
 }

@@ -19,6 +19,7 @@ use serde::de::{self, Deserializer, Visitor};
 use super::auth::TokenHash;
 use super::units::{DurationValue, SizeValue};
 use super::{InstanceMode, IsolationLevel};
+use crate::compartment::SessionScope;
 
 /// The whole file (or environment, or both merged).
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +64,7 @@ pub(crate) struct RawIsolation {
     pub(crate) idle_timeout: Option<DurationValue>,
     pub(crate) max_processes: Option<u32>,
     pub(crate) start_timeout: Option<DurationValue>,
+    pub(crate) session_scope: Option<SessionScope>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +128,7 @@ pub(crate) struct RawPlugin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTenant {
     pub(crate) level: Option<IsolationLevel>,
+    pub(crate) max_processes: Option<u32>,
     pub(crate) plugins: Option<Vec<String>>,
     pub(crate) token_sha256: Option<TokenHash>,
     #[serde(default)]

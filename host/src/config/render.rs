@@ -34,6 +34,7 @@ impl Config {
                 ("idle_timeout", format_duration(i.idle_timeout).into()),
                 ("max_processes", i64::from(i.max_processes).into()),
                 ("start_timeout", format_duration(i.start_timeout).into()),
+                ("session_scope", i.session_scope.as_str().into()),
             ]),
         );
 
@@ -93,6 +94,9 @@ impl Config {
         for (ns, tenant) in &self.tenants {
             let mut entry = Table::new();
             entry.insert("level".into(), tenant.level.as_str().into());
+            if let Some(max) = tenant.max_processes {
+                entry.insert("max_processes".into(), i64::from(max).into());
+            }
             if let Some(allowed) = &tenant.plugins {
                 entry.insert("plugins".into(), allowed.iter().cloned().collect::<Vec<_>>().into());
             }

@@ -14,6 +14,7 @@ use super::auth::{TokenHash, Tokens};
 use super::error::{ConfigError, Origin};
 use super::{InstanceMode, IsolationLevel};
 use crate::builtin::BuiltinPlugin;
+use crate::compartment::SessionScope;
 use crate::isolation::{AdmissionLimits, IsolationSettings};
 use crate::names::Namespace;
 use crate::sandbox::{CallLimits, SandboxConfig};
@@ -152,18 +153,32 @@ pub struct IsolationConfig {
     /// of tenants that went away.
     pub idle_timeout: Duration,
     /// Most tenant workers alive at once (idle `pool` workers are not
-    /// counted). At the cap, the least recently used idle worker is evicted;
-    /// if none is idle, the call gets 503 `worker_unavailable`. Default 64,
-    /// 1 to [`Self::MAX_PROCESSES_CEILING`]. Against a malicious tenant: at
-    /// level `session` every new session id would otherwise start a process;
-    /// this bounds the processes (and memory: times `worker.memory_max`) the
-    /// host can be made to run. The cap is per host, not per tenant.
+    /// counted). Each tenant also holds at most its quota,
+    /// `tenants.NS.max_processes` (default a quarter of this, at least 1).
+    /// To make room for a tenant's new process, that tenant's own least
+    /// recently used idle process is evicted first; only when it has none is
+    /// the least recently used idle process of the tenant holding the most
+    /// processes taken, if that is more than it holds. If neither exists, the call gets 503
+    /// `worker_unavailable`. Default 64, 1 to [`Self::MAX_PROCESSES_CEILING`].
+    /// Against a malicious tenant: at level `session` every new session id
+    /// would otherwise start a process; the quota bounds what one tenant can
+    /// hold, and it can evict only its own processes or those of tenants
+    /// holding more than it, never a tenant holding as few as it does.
     pub max_processes: u32,
     /// Addition to `CONTRACT.md`: how long a new worker may take to report
     /// ready (after spawn, or after a pool worker is assigned); past it the
     /// start fails and procmgr retries with backoff. Default 5s, more than 0,
     /// at most [`Self::START_TIMEOUT_CEILING`].
     pub start_timeout: Duration,
+    /// Addition to `CONTRACT.md`: how far a session id reaches. `global`
+    /// (default, the memo's): session process ids are `session:<session>`,
+    /// one space for the host; a session's process belongs to the namespace
+    /// that created it and another namespace naming the same id gets
+    /// `forbidden`. `namespace`: ids are `session:<namespace>:<session>`, so
+    /// tenants' session ids never meet. Against a malicious tenant: with
+    /// `global`, a tenant can take another's predictable session ids first
+    /// and make them answer `forbidden`; `namespace` ends that.
+    pub session_scope: SessionScope,
 }
 
 impl IsolationConfig {
@@ -196,6 +211,7 @@ impl Default for IsolationConfig {
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_processes: Self::DEFAULT_MAX_PROCESSES,
             start_timeout: Self::DEFAULT_START_TIMEOUT,
+            session_scope: SessionScope::Global,
         }
     }
 }
@@ -523,6 +539,11 @@ pub(crate) fn builtin_plugins() -> BTreeMap<String, PluginConfig> {
 pub struct TenantConfig {
     /// The tenant's isolation level: its `level`, else `isolation.level`.
     pub level: IsolationLevel,
+    /// Addition to `CONTRACT.md`: `max_processes`, the most processes the
+    /// tenant may hold at once (its quota, see `isolation.max_processes`);
+    /// `None` is a quarter of `isolation.max_processes` (at least 1). 1 to
+    /// `isolation.max_processes`.
+    pub max_processes: Option<u32>,
     /// `plugins`: the only plugins the tenant may call; `None` means all.
     /// Each name must be a configured or built-in plugin.
     pub plugins: Option<BTreeSet<String>>,

@@ -158,6 +158,7 @@ impl Check<'_> {
                 Duration::from_millis(1),
                 IsolationConfig::START_TIMEOUT_CEILING,
             )?,
+            session_scope: raw.session_scope.unwrap_or(d.session_scope),
         })
     }
 
@@ -365,7 +366,12 @@ impl Check<'_> {
                 }
             };
             let tenant_limits = self.limits(&["tenants", &ns, "limits"], &tenant.limits, limits, worker)?;
+            let max_processes = tenant
+                .max_processes
+                .map(|n| self.count(&["tenants", &ns, "max_processes"], n, 1, isolation.max_processes))
+                .transpose()?;
             let resolved = TenantConfig {
+                max_processes,
                 level: tenant.level.unwrap_or(isolation.level),
                 plugins: allowed,
                 token_sha256: tenant.token_sha256,

@@ -6,9 +6,17 @@
 //! no duplicate creates). procmgr is the one source of whether a process is
 //! live: the manager keeps only what procmgr does not know, each
 //! compartment's bulkhead and when it was last used. A session's process is
-//! bound to the namespace that created it. At most `max_processes` live at
-//! once (the least recently used idle one is evicted to make room); idle
-//! ones are terminated after `idle_timeout` (see `idle.rs`).
+//! bound to the namespace that created it. Idle ones are terminated after
+//! `idle_timeout` (see `idle.rs`).
+//!
+//! Room: at most `max_processes` live at once, and each tenant holds at most
+//! its quota (`[tenants.NS] max_processes`, default a quarter of the host).
+//! Making room for a tenant's new process evicts that tenant's own least
+//! recently used idle process first; only when it has none does it take the
+//! least recently used idle process of the tenant holding the most
+//! processes, and only if that is more than the caller holds: a tenant
+//! churning session ids can evict only its own processes, and never a tenant
+//! that holds as few as it does.
 //!
 //! Lock order: the manager's compartments, then procmgr's table (procmgr
 //! never calls back into the manager).
@@ -23,6 +31,7 @@ use tokio::time::Instant;
 use super::admission::Admission;
 use super::{IsolationError, IsolationKey, IsolationLevel, IsolationSettings, TenantPolicy};
 use crate::ipc::Assignment;
+use crate::names::Namespace;
 use crate::procmgr::{
     Health, Managed, ProcessId, ProcessManager, ProcessManagerOptions, ProcessState, ProcessStatus, ProcessSyncer,
     ProcessUpdate, ProcmgrError, StatusWatch,
@@ -116,14 +125,19 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
     }
 
     /// The level (and limits) a namespace is served at.
-    pub fn policy(&self, namespace: &crate::names::Namespace) -> &TenantPolicy {
+    pub fn policy(&self, namespace: &Namespace) -> &TenantPolicy {
         self.settings.policy(namespace)
+    }
+
+    /// The process id `key` maps to.
+    pub fn process_id(&self, key: &IsolationKey) -> ProcessId {
+        self.settings.process_id(key)
     }
 
     /// The live worker for `key`, creating its process if needed.
     pub async fn get_or_create_process(&self, key: &IsolationKey) -> Result<Acquired<S::Handle>, IsolationError> {
         let level = self.policy(&key.namespace).level;
-        let id = key.process_id(level);
+        let id = self.process_id(key);
         let Entered {
             admission,
             mut watch,
@@ -187,7 +201,8 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
                 Arc::clone(&compartment.admission)
             }
             None => {
-                self.make_room(&mut compartments)?;
+                let owner = (level != IsolationLevel::None).then_some(&key.namespace);
+                self.make_room(&mut compartments, owner)?;
                 let admission = Arc::new(Admission::new(self.policy(&key.namespace).admission.clone()));
                 let assignment = Assignment {
                     process_id: id.clone(),
@@ -236,25 +251,59 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
         })
     }
 
-    /// Frees a slot when `max_processes` are live: terminates the least
-    /// recently used process with nothing running or queued.
-    fn make_room(&self, compartments: &mut HashMap<ProcessId, Compartment>) -> Result<(), IsolationError> {
-        if compartments.len() < self.settings.max_processes {
-            return Ok(());
-        }
-        let victim = compartments
-            .iter()
-            .filter(|(_, c)| c.admission.load() == super::Load::default())
-            .min_by_key(|(_, c)| c.last_used)
-            .map(|(id, _)| id.clone());
-        let Some(victim) = victim else {
-            return Err(IsolationError::Full {
-                max: self.settings.max_processes,
-            });
+    /// Frees a slot for a new process of `owner` (`None`: the shared
+    /// process), within the tenant's quota and the host's `max_processes`
+    /// (see the module doc for whose processes may go).
+    fn make_room(
+        &self,
+        compartments: &mut HashMap<ProcessId, Compartment>,
+        owner: Option<&Namespace>,
+    ) -> Result<(), IsolationError> {
+        let held = |ns: Option<&Namespace>| {
+            compartments
+                .values()
+                .filter(|c| c.assignment.namespace.as_ref() == ns)
+                .count()
         };
-        tracing::info!(process_id = %victim, "evicting the least recently used idle process to make room");
-        compartments.remove(&victim);
-        self.begin_terminate(&victim);
+        let mine = held(owner);
+        let idle_lru = |may_take: &dyn Fn(&Compartment) -> bool| {
+            compartments
+                .iter()
+                .filter(|(_, c)| c.admission.load() == super::Load::default() && may_take(c))
+                .min_by_key(|(_, c)| c.last_used)
+                .map(|(id, _)| id.clone())
+        };
+        let own = |c: &Compartment| c.assignment.namespace.as_ref() == owner;
+        let victim = if let Some(namespace) = owner
+            && mine >= self.settings.quota(namespace)
+        {
+            let max = self.settings.quota(namespace);
+            Some(idle_lru(&own).ok_or_else(|| IsolationError::QuotaFull {
+                namespace: namespace.clone(),
+                max,
+            })?)
+        } else if compartments.len() >= self.settings.max_processes {
+            // The tenant holding the most idle-evictable processes pays,
+            // if it holds more than the caller.
+            let richest = compartments
+                .values()
+                .filter(|c| !own(c) && c.admission.load() == super::Load::default())
+                .map(|c| held(c.assignment.namespace.as_ref()))
+                .max()
+                .filter(|most| *most > mine);
+            let richest_idle = |c: &Compartment| !own(c) && Some(held(c.assignment.namespace.as_ref())) == richest;
+            let victim = idle_lru(&own).or_else(|| richest.and_then(|_| idle_lru(&richest_idle)));
+            Some(victim.ok_or(IsolationError::Full {
+                max: self.settings.max_processes,
+            })?)
+        } else {
+            None
+        };
+        if let Some(victim) = victim {
+            tracing::info!(process_id = %victim, "evicting the least recently used idle process to make room");
+            compartments.remove(&victim);
+            self.begin_terminate(&victim);
+        }
         Ok(())
     }
 

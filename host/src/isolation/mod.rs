@@ -21,7 +21,7 @@ use std::time::Duration;
 pub use self::admission::{Admission, AdmissionLimits, Load, Rejection};
 pub use self::manager::{Acquired, IsolationManager, ProcessInfo};
 use crate::ErrorKind;
-pub use crate::compartment::{IsolationKey, IsolationLevel};
+pub use crate::compartment::{IsolationKey, IsolationLevel, SessionScope};
 use crate::names::{Namespace, SessionId};
 use crate::procmgr::{DEFAULT_GRACE_PERIOD, ProcessId};
 use crate::sandbox::CallLimits;
@@ -36,6 +36,9 @@ pub struct TenantPolicy {
     pub admission: AdmissionLimits,
     /// The plugins the tenant may call; `None` is all.
     pub plugins: Option<BTreeSet<String>>,
+    /// The most processes the tenant may hold at once (its quota); `None`
+    /// is [`IsolationSettings::default_quota`].
+    pub max_processes: Option<usize>,
 }
 
 /// The isolation manager's settings.
@@ -53,6 +56,8 @@ pub struct IsolationSettings {
     pub max_processes: usize,
     /// How long a first call waits for its process to start.
     pub start_timeout: Duration,
+    /// How far session ids reach.
+    pub session_scope: SessionScope,
 }
 
 impl IsolationSettings {
@@ -66,6 +71,25 @@ impl IsolationSettings {
     pub fn policy(&self, namespace: &Namespace) -> &TenantPolicy {
         self.tenants.get(namespace).unwrap_or(&self.default_policy)
     }
+
+    /// The quota of a tenant that names none: a quarter of
+    /// `max_processes` (at least 1), so no one tenant can take the host.
+    pub fn default_quota(&self) -> usize {
+        (self.max_processes / 4).max(1)
+    }
+
+    /// The most processes `namespace` may hold at once.
+    pub fn quota(&self, namespace: &Namespace) -> usize {
+        self.policy(namespace)
+            .max_processes
+            .unwrap_or_else(|| self.default_quota())
+            .min(self.max_processes)
+    }
+
+    /// The process id `key` maps to.
+    pub fn process_id(&self, key: &IsolationKey) -> ProcessId {
+        key.process_id(self.policy(&key.namespace).level, self.session_scope)
+    }
 }
 
 impl Default for IsolationSettings {
@@ -77,6 +101,7 @@ impl Default for IsolationSettings {
             idle_timeout: None,
             max_processes: Self::DEFAULT_MAX_PROCESSES,
             start_timeout: Self::DEFAULT_START_TIMEOUT,
+            session_scope: SessionScope::default(),
         }
     }
 }
@@ -99,9 +124,13 @@ pub enum IsolationError {
         /// When procmgr retries, if a retry is queued.
         retry_after: Option<Duration>,
     },
-    /// Every process slot is taken by a process with calls running.
+    /// Every process slot is taken by a process with calls running (or by
+    /// a tenant that holds no more processes than the caller's).
     #[error("all {max} processes are busy (isolation.max_processes)")]
     Full { max: usize },
+    /// The tenant holds its quota of processes, all of them busy.
+    #[error("namespace {namespace} holds all {max} of its processes, each busy (tenants.{namespace}.max_processes)")]
+    QuotaFull { namespace: Namespace, max: usize },
     /// The process did not start within `start_timeout`.
     #[error("timeout waiting for process {id} to start")]
     StartTimeout { id: ProcessId },
@@ -121,6 +150,7 @@ impl IsolationError {
             Self::NotFound { .. } => ErrorKind::ProcessNotFound,
             Self::Unavailable { .. }
             | Self::Full { .. }
+            | Self::QuotaFull { .. }
             | Self::StartTimeout { .. }
             | Self::TerminateTimeout { .. }
             | Self::ShuttingDown => ErrorKind::WorkerUnavailable,

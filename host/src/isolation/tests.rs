@@ -295,3 +295,92 @@ async fn after_a_terminate_the_next_call_waits_for_a_new_worker() {
         assert_ne!(second.handle, first.handle, "{level}");
     }
 }
+
+fn tenant(level: IsolationLevel, max_processes: Option<usize>) -> TenantPolicy {
+    TenantPolicy {
+        level,
+        max_processes,
+        ..TenantPolicy::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tenant_at_its_quota_evicts_only_its_own_processes() {
+    let mut settings = settings(IsolationLevel::Namespace);
+    settings.max_processes = 4;
+    let attacker = Namespace::new("initech").unwrap();
+    settings
+        .tenants
+        .insert(attacker.clone(), tenant(IsolationLevel::Session, Some(2)));
+    let m = manager_with(settings);
+    let victim = m.get_or_create_process(&key("acme", "s")).await.unwrap();
+    for i in 0..10 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        m.get_or_create_process(&key("initech", &format!("s{i}")))
+            .await
+            .unwrap();
+        let held = m
+            .list_processes()
+            .iter()
+            .filter(|p| p.assignment.namespace.as_ref() == Some(&attacker))
+            .count();
+        assert!(held <= 2, "round {i}: the quota holds ({held})");
+    }
+    assert!(victim.handle.is_live(), "the other tenant's worker was never evicted");
+    assert!(m.get_process("ns:acme").is_some());
+    // With every one of its processes busy, the attacker is refused.
+    let busy: Vec<_> = ["s8", "s9"]
+        .iter()
+        .map(|s| m.get_process(&format!("session:{s}")).expect("live"))
+        .collect();
+    let _running: Vec<_> = {
+        let mut running = Vec::new();
+        for p in &busy {
+            let admission = m.admission(p.assignment.process_id.as_str()).unwrap();
+            running.push(admission.admit().await.unwrap());
+        }
+        running
+    };
+    let err = m.get_or_create_process(&key("initech", "s10")).await.unwrap_err();
+    assert!(matches!(err, IsolationError::QuotaFull { max: 2, .. }), "{err:?}");
+    assert_eq!(err.kind(), crate::ErrorKind::WorkerUnavailable);
+    assert!(err.to_string().contains("tenants.initech.max_processes"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_host_takes_room_from_a_tenant_holding_more_never_from_one_holding_as_few() {
+    let mut settings = settings(IsolationLevel::Session);
+    settings.max_processes = 3;
+    settings
+        .tenants
+        .insert(Namespace::new("big").unwrap(), tenant(IsolationLevel::Session, Some(3)));
+    let m = manager_with(settings);
+    m.get_or_create_process(&key("small", "only")).await.unwrap();
+    for s in ["b1", "b2"] {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        m.get_or_create_process(&key("big", s)).await.unwrap();
+    }
+    // The host is full. A newcomer (holding none) takes the least recently
+    // used idle process of a tenant holding more than it: big's b1, although
+    // small's is older.
+    m.get_or_create_process(&key("new", "n1")).await.unwrap();
+    assert!(m.get_process("session:only").is_some(), "small keeps its process");
+    assert!(m.get_process("session:b1").is_none());
+    // big (holding 1 now) cannot take a slot from small or new (1 each).
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    m.get_or_create_process(&key("big", "b3")).await.unwrap();
+    assert!(m.get_process("session:b2").is_none(), "it evicted its own");
+    assert!(m.get_process("session:only").is_some() && m.get_process("session:n1").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_a_namespace_scope_no_tenant_can_take_another_tenants_session_id() {
+    let mut settings = settings(IsolationLevel::Session);
+    settings.session_scope = super::SessionScope::Namespace;
+    let m = manager_with(settings);
+    let a = m.get_or_create_process(&key("acme", "checkout")).await.unwrap();
+    let b = m.get_or_create_process(&key("globex", "checkout")).await.unwrap();
+    assert_eq!(a.process_id.as_str(), "session:acme:checkout");
+    assert_eq!(b.process_id.as_str(), "session:globex:checkout");
+    assert_ne!(a.handle, b.handle);
+}

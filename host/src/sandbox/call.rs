@@ -227,6 +227,12 @@ impl Sandbox {
         let mut store = self.new_store(data_dir, limits, deadline, tags)?;
         match plugin.pre.instantiate_async(&mut store).await {
             Ok(world) => Ok(Resident { store, world }),
+            Err(e) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+                Err(HostFailure::NoInstanceSlot {
+                    slots: self.config.instance_slots,
+                }
+                .into())
+            }
             Err(e) => Err(classify(&e, store.data().limiter.refused(), limits).into()),
         }
     }

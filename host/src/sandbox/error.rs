@@ -144,6 +144,10 @@ pub enum HostFailure {
     /// The worker is draining its calls before it exits.
     #[error("the worker is shutting down")]
     ShuttingDown,
+    /// Every instance slot of the worker's pool is taken (by calls running
+    /// and by kept instances of `per-process` plugins).
+    #[error("all {slots} instance slots of this worker are in use; try again")]
+    NoInstanceSlot { slots: u32 },
 }
 
 impl HostFailure {
@@ -152,7 +156,7 @@ impl HostFailure {
         match self {
             Self::WrongNamespace { .. } => ErrorKind::Forbidden,
             Self::PluginNotFound { .. } => ErrorKind::PluginNotFound,
-            Self::DataDir { .. } | Self::ShuttingDown => ErrorKind::WorkerUnavailable,
+            Self::DataDir { .. } | Self::ShuttingDown | Self::NoInstanceSlot { .. } => ErrorKind::WorkerUnavailable,
         }
     }
 }

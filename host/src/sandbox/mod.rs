@@ -43,9 +43,12 @@ use crate::names::Namespace;
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxConfig {
     /// Component instances that may exist at once (the pooling allocator's
-    /// slots). Calls beyond it fail to instantiate, so size it to the
-    /// concurrency of the compartment: a shared worker needs many, a session
-    /// worker few. Each slot reserves address space, not memory.
+    /// slots): one per call running, and one per kept instance of a
+    /// `per-process` plugin. A call beyond it gets `worker_unavailable`
+    /// (`HostFailure::NoInstanceSlot`). The supervisor sizes it for each
+    /// worker from the calls it may run and the plugins it has (see
+    /// `Supervisor::spawn_worker`). Each slot reserves address space, not
+    /// memory.
     pub instance_slots: u32,
     /// Largest linear memory any instance may have, in bytes: the pool's slot
     /// size and a hard ceiling over every call's memory limit.

@@ -62,27 +62,34 @@ fn admission(limits: &Limits) -> AdmissionLimits {
 
 /// The isolation policies of `config`.
 pub fn isolation_settings(config: &Config) -> IsolationSettings {
-    let policy = |level, limits: &Limits, plugins| TenantPolicy {
+    let policy = |level, limits: &Limits, plugins, max_processes: Option<u32>| TenantPolicy {
         level,
         call: call_limits(limits),
         admission: admission(limits),
         plugins,
+        max_processes: max_processes.map(|n| n as usize),
     };
     let tenants: HashMap<Namespace, TenantPolicy> = config
         .tenants
         .iter()
         .map(|(namespace, tenant)| {
-            let policy = policy(tenant.level, &tenant.limits, tenant.plugins.clone());
+            let policy = policy(
+                tenant.level,
+                &tenant.limits,
+                tenant.plugins.clone(),
+                tenant.max_processes,
+            );
             (namespace.clone(), policy)
         })
         .collect();
     IsolationSettings {
-        default_policy: policy(config.isolation.level, &config.limits, None),
+        default_policy: policy(config.isolation.level, &config.limits, None, None),
         tenants,
         grace_period: config.isolation.grace_period,
         idle_timeout: (!config.isolation.idle_timeout.is_zero()).then_some(config.isolation.idle_timeout),
         max_processes: config.isolation.max_processes as usize,
         start_timeout: config.isolation.start_timeout,
+        session_scope: config.isolation.session_scope,
     }
 }
 
@@ -97,8 +104,9 @@ pub fn sandbox_config(config: &Config) -> SandboxConfig {
     }
     let mut sandbox = SandboxConfig::new(&config.data.cache_dir, &config.data.dir);
     sandbox.max_memory = max_memory;
-    // Every running call holds an instance, and each per-process plugin keeps one.
-    sandbox.instance_slots = max_concurrent + u32::try_from(config.plugins.len()).unwrap_or(u32::MAX) + 4;
+    // Every running call holds an instance; the supervisor adds room for the
+    // kept instances of the plugin set of each worker it starts.
+    sandbox.instance_slots = max_concurrent;
     sandbox.epoch_tick = (min_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
     sandbox.max_plugin_size = usize::try_from(config.server.max_plugin_size).unwrap_or(usize::MAX);
     sandbox

@@ -55,6 +55,7 @@ impl InvokeFailure {
             Self::Isolation(e) => e.kind(),
             Self::Rejected { .. } => ErrorKind::BulkheadFull,
             Self::Worker(WorkerCallError::Crashed { .. }) => ErrorKind::WorkerCrashed,
+            Self::Worker(WorkerCallError::Unresponsive { .. }) => ErrorKind::Timeout,
             Self::Worker(WorkerCallError::Failed(failure)) => failure.kind(),
         }
     }

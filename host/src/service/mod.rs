@@ -275,7 +275,7 @@ impl Service {
             .manager
             .get_or_create_process(&key)
             .await
-            .map_err(|e| refuse(e.into(), Some(key.process_id(level))))?;
+            .map_err(|e| refuse(e.into(), Some(self.manager.process_id(&key))))?;
         let admitted = admission.admit().await.map_err(|rejection| {
             let failure = InvokeFailure::Rejected {
                 process_id: process_id.clone(),

@@ -55,12 +55,22 @@ pub struct WorkerOutput {
     pub duration: Duration,
 }
 
+/// How long past a call's own timeout the host waits for the worker's
+/// answer before it kills the worker: the worker enforces the timeout
+/// itself; this is the host's backstop against a worker that does not (a
+/// thread stuck in a host call, or a worker that is not what it should be).
+pub const CALL_SLACK: Duration = Duration::from_secs(2);
+
 /// A failed call on a worker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkerCallError {
     /// The worker died (or its connection ended) before it answered.
     #[error("the worker process (pid {pid}) died during the call: {detail}")]
     Crashed { pid: u32, detail: String },
+    /// The worker did not answer within the call's timeout plus
+    /// [`CALL_SLACK`]; it was killed.
+    #[error("the worker process (pid {pid}) did not answer within the call's timeout of {} ms (and {} s more); it was killed", timeout.as_millis(), CALL_SLACK.as_secs())]
+    Unresponsive { pid: u32, timeout: Duration },
     /// The worker answered: the call failed in the sandbox.
     #[error(transparent)]
     Failed(#[from] CallFailure),
@@ -203,7 +213,9 @@ impl WorkerHandle {
     }
 
     /// Runs one call. A worker that dies meanwhile fails it with
-    /// [`WorkerCallError::Crashed`].
+    /// [`WorkerCallError::Crashed`]; one that does not answer by the call's
+    /// timeout plus [`CALL_SLACK`] is killed, and the call fails with
+    /// [`WorkerCallError::Unresponsive`].
     pub async fn invoke(
         &self,
         plugin: &str,
@@ -223,7 +235,18 @@ impl WorkerHandle {
                 limits: limits.clone(),
             })
             .map_err(|_| self.crashed())?;
-        match reply.await {
+        let Ok(reply) = tokio::time::timeout(limits.timeout + CALL_SLACK, reply).await else {
+            tracing::error!(
+                pid = self.pid(),
+                "a call got no answer by its deadline; killing the worker"
+            );
+            self.kill();
+            return Err(WorkerCallError::Unresponsive {
+                pid: self.pid(),
+                timeout: limits.timeout,
+            });
+        };
+        match reply {
             Ok(Outcome::Ok {
                 output,
                 fuel_consumed,

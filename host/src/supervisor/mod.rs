@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use self::cgroup::Cgroups;
 pub use self::compiler::{CompileLimits, Compiler};
-pub use self::handle::{OsLimits, WorkerCallError, WorkerHandle, WorkerOutput};
+pub use self::handle::{CALL_SLACK, OsLimits, WorkerCallError, WorkerHandle, WorkerOutput};
 use self::plugins::PluginSet;
 pub use self::pool::PoolSource;
 use self::pool::WarmPool;
@@ -112,6 +112,23 @@ pub struct SupervisorConfig {
     pub cgroups: bool,
 }
 
+/// Pool slots a worker keeps for the kept instances of `per-process`
+/// plugins deployed after it started.
+pub const RESIDENT_HEADROOM: u32 = 8;
+
+/// The instance slots of a worker started with `plugins`, whose calls run
+/// `calls` at once: one per call, one per `per-process` plugin (its kept
+/// instance), [`RESIDENT_HEADROOM`] more, and one for the warm-up.
+fn instance_slots(calls: u32, plugins: &plugins::Specs) -> u32 {
+    let resident = plugins
+        .values()
+        .filter(|p| p.mode == crate::sandbox::InstanceMode::PerProcess)
+        .count();
+    calls
+        .saturating_add(u32::try_from(resident).unwrap_or(u32::MAX))
+        .saturating_add(RESIDENT_HEADROOM + 1)
+}
+
 /// Starts workers (fresh or from the warm pool), keeps every one of them
 /// on the current plugin set, and compiles plugins in child processes.
 #[derive(Debug)]
@@ -174,8 +191,10 @@ impl Supervisor {
     /// ready (not assigned); from then on it follows every plugin change.
     pub(crate) async fn spawn_worker(&self) -> Result<Arc<WorkerHandle>, StartError> {
         let loaded = self.plugins.snapshot();
+        let mut sandbox = self.config.sandbox.clone();
+        sandbox.instance_slots = instance_slots(sandbox.instance_slots, &loaded);
         let init = Init {
-            sandbox: self.config.sandbox.clone(),
+            sandbox,
             plugins: loaded.values().cloned().collect(),
             warmup: self.warmup.get().cloned(),
         };

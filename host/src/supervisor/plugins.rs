@@ -21,8 +21,9 @@ pub(crate) type Specs = Arc<BTreeMap<String, PluginSpec>>;
 
 /// How long a worker may take to answer a plugin change before it is
 /// killed (and, if assigned, restarted by procmgr with the new set): one
-/// unresponsive worker cannot hold up a deploy.
-pub(crate) const PLUGIN_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// unresponsive worker holds up a deploy this long at most, and no other
+/// worker's start waits for it at all.
+pub(crate) const PLUGIN_CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 struct State {

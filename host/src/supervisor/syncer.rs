@@ -62,14 +62,34 @@ impl AssignedWorker {
     }
 }
 
+/// How long a worker whose connection ended may take to exit on its own
+/// before it is killed: a worker that dies closes its socket a moment
+/// before the kernel reports its exit, and should not be reported killed.
+const DISCONNECT_GRACE: Duration = Duration::from_millis(200);
+
 impl Managed for AssignedWorker {
     fn is_live(&self) -> bool {
         self.worker.is_alive()
     }
 
+    /// Resolves when the worker exits, or when its connection ends: a live
+    /// worker that can no longer be reached is killed (after
+    /// [`DISCONNECT_GRACE`]), so it is restarted like a dead one.
     fn died(&self) -> impl Future<Output = String> + Send + 'static {
         let worker = Arc::clone(&self.worker);
         async move {
+            let mut disconnected = worker.disconnected();
+            let lost = tokio::select! {
+                _ = worker.exit() => false,
+                _ = disconnected.wait_for(|closed| *closed) => true,
+            };
+            if lost && tokio::time::timeout(DISCONNECT_GRACE, worker.exit()).await.is_err() {
+                tracing::warn!(
+                    pid = worker.pid(),
+                    "the worker's connection ended but it lives on; killing it"
+                );
+                worker.kill();
+            }
             let exit = worker.exit().await;
             format!(
                 "worker pid {} exited ({}): {}",

@@ -151,7 +151,7 @@ async fn measure_level(level: IsolationLevel, pool: bool, n: usize, idle: Durati
                     namespace: Namespace::new(ns)?,
                     session: SessionId::new(session)?,
                 };
-                let id = key.process_id(level);
+                let id = service.manager().process_id(&key);
                 handle.block_on(service.terminate(id.as_str(), None))?;
             }
             Ok(samples)
