@@ -36,6 +36,8 @@ pub struct WorkerHandle {
     connection: Connection,
     started_at: Instant,
     shutting_down: AtomicBool,
+    /// The instance slots it was started with (see `Init`): fixed for its life.
+    instance_slots: u32,
 }
 
 impl std::fmt::Debug for WorkerHandle {
@@ -87,6 +89,7 @@ impl WorkerHandle {
         init: Init,
         timeout: Duration,
     ) -> Result<Arc<WorkerHandle>, StartError> {
+        let instance_slots = init.sandbox.instance_slots;
         let placement = Placement {
             cgroups: Arc::clone(cgroups),
             memory_max: limits.memory_max,
@@ -169,6 +172,7 @@ impl WorkerHandle {
             connection: Connection::open(pid, recv, send),
             started_at: Instant::now(),
             shutting_down: AtomicBool::new(false),
+            instance_slots,
         }))
     }
 
@@ -180,6 +184,11 @@ impl WorkerHandle {
     /// The worker's pid.
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// The instance slots it was started with.
+    pub(crate) fn instance_slots(&self) -> u32 {
+        self.instance_slots
     }
 
     /// Time since it became ready.

@@ -213,10 +213,18 @@ impl Supervisor {
 
     /// A ready worker: adopted from the pool when one is idle, else spawned.
     pub async fn acquire(&self) -> Result<(Arc<WorkerHandle>, PoolSource), StartError> {
-        if let Some(worker) = self.pool.take() {
+        let needed = self.slots_needed();
+        if let Some(worker) = self.pool.take(|w| w.instance_slots() >= needed) {
             return Ok((worker, PoolSource::Pool));
         }
         Ok((self.spawn_worker().await?, PoolSource::Spawn))
+    }
+
+    /// The instance slots a worker started now gets. Pool workers with
+    /// fewer (started before `per-process` plugins were deployed) are
+    /// replaced rather than handed out short of room.
+    fn slots_needed(&self) -> u32 {
+        instance_slots(self.config.sandbox.instance_slots, &self.plugins.snapshot())
     }
 
     /// Idle workers in the pool now.
@@ -256,6 +264,8 @@ impl Supervisor {
     /// flight finish on the version they started with.
     pub async fn install(&self, spec: PluginSpec) {
         self.plugins.set(spec).await;
+        // Idle workers too short of instance slots for the new set are replaced.
+        self.pool.nudge();
     }
 
     /// Removes a plugin from every worker; `false` if there was none of that name.

@@ -76,20 +76,30 @@ impl WarmPool {
         self.idle().iter().map(|w| w.pid()).collect()
     }
 
-    /// An idle, live worker, if there is one; the pool refills behind it.
-    pub(crate) fn take(&self) -> Option<Arc<WorkerHandle>> {
+    /// An idle, live worker that `fits`, if there is one; the pool refills
+    /// behind it. Idle workers that no longer fit (started for a smaller
+    /// plugin set than today's) are retired on the way.
+    pub(crate) fn take(&self, fits: impl Fn(&WorkerHandle) -> bool) -> Option<Arc<WorkerHandle>> {
         let mut idle = self.idle();
+        let mut unfit = Vec::new();
         let taken = loop {
             match idle.pop_front() {
-                Some(worker) if worker.is_alive() => break Some(worker),
-                Some(_dead) => continue,
+                Some(worker) if !worker.is_alive() => continue,
+                Some(worker) if fits(&worker) => break Some(worker),
+                Some(worker) => unfit.push(worker),
                 None => break None,
             }
         };
         self.publish(&idle);
         drop(idle);
+        retire(unfit);
         self.wake.notify_one();
         taken
+    }
+
+    /// Wakes the refill task, to look at the idle workers again.
+    pub(crate) fn nudge(&self) {
+        self.wake.notify_one();
     }
 
     pub(crate) async fn wait_filled(&self, timeout: Duration) -> bool {
@@ -128,12 +138,17 @@ impl WarmPool {
                 if pool.closed.load(Ordering::Relaxed) {
                     return;
                 }
-                let idle_now = {
+                let needed = supervisor.slots_needed();
+                let (idle_now, unfit) = {
                     let mut idle = pool.idle();
                     idle.retain(|w| w.is_alive());
+                    let (fit, unfit): (VecDeque<_>, VecDeque<_>) =
+                        idle.drain(..).partition(|w| w.instance_slots() >= needed);
+                    *idle = fit;
                     pool.publish(&idle);
-                    idle.len()
+                    (idle.len(), unfit)
                 };
+                retire(unfit);
                 if idle_now < pool.target && idle_now > 0 && !deferred {
                     // Workers are still idle: starting a replacement now
                     // would compete for the CPU with the request that just
@@ -172,6 +187,20 @@ impl WarmPool {
                     }
                 }
             }
+        });
+    }
+}
+
+/// Kills idle workers the pool let go, and reaps them off the caller's path.
+fn retire(workers: impl IntoIterator<Item = Arc<WorkerHandle>>) {
+    for worker in workers {
+        tracing::debug!(
+            pid = worker.pid(),
+            "retiring an idle worker started for a smaller plugin set"
+        );
+        worker.kill();
+        tokio::spawn(async move {
+            worker.exit().await;
         });
     }
 }
