@@ -1,5 +1,6 @@
 //! bulkhead's integration tests: one test binary, one module per area.
 
+mod attacks;
 mod isolation;
 mod needs;
 mod sandbox;

@@ -1,7 +1,6 @@
 //! A fault in one compartment stays there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bulkhead::ErrorKind;
@@ -10,23 +9,7 @@ use bulkhead::sandbox::CallLimits;
 use bulkhead::supervisor::ExitReason;
 
 use super::{Host, Options, sigkill};
-
-/// Streams `echo` calls for `ns` until `stop`; counts calls and failures.
-fn stream(host: &Arc<Host>, ns: &'static str, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
-    let (host, stop) = (Arc::clone(host), Arc::clone(stop));
-    tokio::spawn(async move {
-        let (mut calls, mut errors) = (0, Vec::new());
-        while !stop.load(Ordering::Relaxed) {
-            calls += 1;
-            match host.call(ns, None, "echo", "steady").await {
-                Ok(out) if out.output == b"steady" => {}
-                Ok(out) => errors.push(format!("wrong output {:?}", out.output)),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        (calls, errors)
-    })
-}
+use crate::attacks::Neighbour;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_tenants_worker_leaves_the_others_untouched() {
@@ -40,9 +23,8 @@ async fn killing_one_tenants_worker_leaves_the_others_untouched() {
     for ns in ["tenant-a", "tenant-b", "tenant-c"] {
         host.ok(ns, None, "echo", "warm").await;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let b = stream(&host, "tenant-b", &stop);
-    let c = stream(&host, "tenant-c", &stop);
+    let b = Neighbour::start(&host, "tenant-b").await;
+    let c = Neighbour::start(&host, "tenant-c").await;
 
     let pid = host.pid_of("ns:tenant-a");
     let in_flight = {
@@ -63,16 +45,8 @@ async fn killing_one_tenants_worker_leaves_the_others_untouched() {
     assert_eq!(process.status.restart_count, 1);
     assert_ne!(super::pid(&process), Some(pid));
 
-    stop.store(true, Ordering::Relaxed);
-    for (ns, task) in [("tenant-b", b), ("tenant-c", c)] {
-        let (calls, errors) = task.await.unwrap();
-        assert!(calls > 0);
-        assert!(
-            errors.is_empty(),
-            "{ns} saw {} errors in {calls} calls: {:?}",
-            errors.len(),
-            &errors[..errors.len().min(3)]
-        );
+    for neighbour in [b, c] {
+        neighbour.stop().await.assert_untouched();
     }
     Arc::into_inner(host).unwrap().stop().await;
 }
@@ -94,9 +68,7 @@ async fn guest_faults_are_typed_errors_for_their_tenant_only() {
         })
         .await,
     );
-    host.ok("tenant-b", None, "echo", "warm").await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let b = stream(&host, "tenant-b", &stop);
+    let b = Neighbour::start(&host, "tenant-b").await;
     for (plugin, payload, kind) in [
         ("spin", "", ErrorKind::FuelExhausted),
         ("hog", "", ErrorKind::MemoryLimit),
@@ -109,9 +81,7 @@ async fn guest_faults_are_typed_errors_for_their_tenant_only() {
     }
     assert_eq!(host.ok("tenant-a", None, "echo", "fine").await, "fine");
     assert_eq!(host.service.process("ns:tenant-a").unwrap().status.restart_count, 0);
-    stop.store(true, Ordering::Relaxed);
-    let (calls, errors) = b.await.unwrap();
-    assert!(calls > 0 && errors.is_empty(), "tenant-b: {errors:?}");
+    b.stop().await.assert_untouched();
     Arc::into_inner(host).unwrap().stop().await;
 }
 
@@ -190,8 +160,7 @@ async fn a_worker_over_its_cgroup_memory_is_killed_by_the_kernel_and_the_host_ca
     host.wait_restarted("ns:tenant-a", 1).await;
     let reasons: Vec<_> = host
         .exits
-        .lock()
-        .unwrap()
+        .borrow()
         .iter()
         .filter(|e| e.process_id == "ns:tenant-a")
         .map(|e| e.exit.reason)

@@ -9,10 +9,10 @@ mod plugins;
 mod routing;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulkhead::isolation::{IsolationLevel, IsolationSettings, Load, TenantPolicy};
+use bulkhead::isolation::{IsolationLevel, IsolationSettings, Load, SessionScope, TenantPolicy};
 use bulkhead::procmgr::Managed;
 use bulkhead::procmgr::{ProcessManagerOptions, ProcessState};
 use bulkhead::sandbox::{InstanceMode, SandboxConfig};
@@ -26,7 +26,7 @@ use tempfile::TempDir;
 pub(crate) struct Host {
     pub service: Arc<Service>,
     /// Every worker exit, as the isolation manager saw it.
-    pub exits: Arc<Mutex<Vec<ExitEvent>>>,
+    pub exits: Arc<tokio::sync::watch::Sender<Vec<ExitEvent>>>,
     _tmp: TempDir,
 }
 
@@ -41,6 +41,16 @@ pub(crate) struct Options {
     pub cgroups: bool,
     pub memory_max: u64,
     pub sandbox_max_memory: u64,
+    /// Tenants with policies of their own (the default level is not applied
+    /// to them).
+    pub tenants: Vec<(&'static str, TenantPolicy)>,
+    pub session_scope: SessionScope,
+    pub compile: CompileLimits,
+    /// Where deployed plugins are kept; a scratch directory when `None`.
+    pub plugins_dir: Option<PathBuf>,
+    /// Calls one worker's pool makes room for (the supervisor adds room for
+    /// kept instances).
+    pub instance_slots: u32,
 }
 
 impl Default for Options {
@@ -56,6 +66,11 @@ impl Default for Options {
             cgroups: false,
             memory_max: 512 << 20,
             sandbox_max_memory: SandboxConfig::DEFAULT_MAX_MEMORY,
+            tenants: Vec::new(),
+            session_scope: SessionScope::Global,
+            compile: CompileLimits::default(),
+            plugins_dir: None,
+            instance_slots: 32,
         }
     }
 }
@@ -70,14 +85,14 @@ impl Host {
         let data_dir = tmp.path().join("data");
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
         let mut sandbox = SandboxConfig::new(cache, &data_dir);
-        sandbox.instance_slots = 32;
+        sandbox.instance_slots = options.instance_slots;
         sandbox.max_memory = options.sandbox_max_memory;
         let mut policy = options.policy;
         policy.level = options.level;
-        let exits = Arc::new(Mutex::new(Vec::new()));
+        let exits = Arc::new(tokio::sync::watch::Sender::new(Vec::new()));
         let on_exit: ExitHook = {
             let exits = Arc::clone(&exits);
-            Arc::new(move |event: &ExitEvent| exits.lock().unwrap().push(event.clone()))
+            Arc::new(move |event: &ExitEvent| exits.send_modify(|all| all.push(event.clone())))
         };
         let settings = ServiceSettings {
             isolation: IsolationSettings {
@@ -86,7 +101,12 @@ impl Host {
                 idle_timeout: options.idle_timeout,
                 max_processes: options.max_processes,
                 start_timeout: Duration::from_secs(20),
-                ..IsolationSettings::default()
+                session_scope: options.session_scope,
+                tenants: options
+                    .tenants
+                    .into_iter()
+                    .map(|(ns, policy)| (ns.parse().unwrap(), policy))
+                    .collect(),
             },
             supervisor: SupervisorConfig {
                 command: WorkerCommand {
@@ -99,20 +119,20 @@ impl Host {
                     memory_max: options.memory_max,
                     pids_max: 64,
                 },
-                compile: CompileLimits::default(),
+                compile: options.compile,
                 warm: options.warm,
                 start_timeout: Duration::from_secs(20),
                 cgroups: options.cgroups,
             },
             procmgr: ProcessManagerOptions::default().with_backoff_period(options.backoff),
-            plugins: ["echo", "counter", "spin", "hog", "trap", "sleep", "fs"]
+            plugins: ["echo", "counter", "spin", "hog", "trap", "sleep", "fs", "hostile"]
                 .into_iter()
                 .map(|name| {
                     let mode = bulkhead::builtin::named(name).map_or(InstanceMode::PerRequest, |b| b.mode);
                     (name.to_owned(), guest(name), mode)
                 })
                 .collect(),
-            plugins_dir: tmp.path().join("plugins"),
+            plugins_dir: options.plugins_dir.unwrap_or_else(|| tmp.path().join("plugins")),
             on_exit: Some(on_exit),
         };
         let service = Service::start(settings).await.expect("the service starts");
@@ -121,6 +141,19 @@ impl Host {
             exits,
             _tmp: tmp,
         }
+    }
+
+    /// Waits (at most 20 s) until the manager has seen the exit of `pid`.
+    pub(crate) async fn wait_exit(&self, pid: u32) -> ExitEvent {
+        let mut exits = self.exits.subscribe();
+        let seen = tokio::time::timeout(
+            Duration::from_secs(20),
+            exits.wait_for(|all| all.iter().any(|e| e.pid == pid)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no exit of pid {pid} was reported"))
+        .expect("the host is up");
+        seen.iter().find(|e| e.pid == pid).cloned().expect("just seen")
     }
 
     pub(crate) async fn call(

@@ -7,6 +7,7 @@ mod counter;
 mod echo;
 mod fs;
 mod hog;
+mod hostile;
 mod invalid_uploads;
 mod logs;
 mod sleep;

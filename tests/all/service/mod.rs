@@ -5,6 +5,7 @@ mod api_errors;
 mod auth;
 mod cli;
 mod lifecycle;
+mod logs;
 mod metrics;
 
 use std::io::{BufRead, BufReader};
