@@ -27,6 +27,11 @@ def load_line(name):
 
 load32_text, load32 = load_line("load-32.txt")
 load1_text, load1 = load_line("load-1.txt")
+upload_text = (results / "upload.txt").read_text().strip()
+upload = {}
+for line in upload_text.splitlines():
+    row = dict(pair.split("=", 1) for pair in line.split())
+    upload[row["phase"]] = row
 
 
 def duration(ns):
@@ -231,4 +236,23 @@ the host and its workers):
 ```
 
 Warm `echo` over HTTP at one connection: p50 **{load1['p50_us']} us**, p99 {load1['p99_us']} us.
+
+## A heavy upload beside other tenants
+
+`cargo bench --bench upload -- {upload['idle']['seconds']}`: two neighbour
+tenants call `echo` back to back over HTTP, first with nothing else going on
+(`idle`), then while an admin uploads a 1 MB plugin of 3,000 functions over and
+over with new bytes each time (`upload`: bulkhead compiles it in its limited
+child at nice 19), then while the same bytes are compiled in the host's own
+process with wasmtime's parallel compilation (`in-host-compile`: what a host
+without a compile child does). All three phases in one run, on one host.
+
+```
+{upload_text}
+```
+
+{table([[name, row['calls'], row['errors'], row['compiles'], row['p50_us'], row['p99_us'], f"{int(row['p99_us']) / int(upload['idle']['p99_us']):.2f}x"] for name, row in upload.items()], ["phase", "calls", "errors", "compiles", "p50 us", "p99 us", "p99 / idle p99"])}
+
+The hostile-plugin issue's bound: neighbours' p99 during a heavy upload
+within 2x of their p99 without it.
 """)

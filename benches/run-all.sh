@@ -78,6 +78,9 @@ echo "== load" >&2
 cargo bench -j2 --bench load -- 32 8 "$load_seconds" | tail -n 1 > "$out/load-32.txt"
 cargo bench -j2 --bench load -- 1 1 "$latency_seconds" | tail -n 1 > "$out/load-1.txt"
 
+echo "== upload beside neighbours" >&2
+cargo bench -j2 --bench upload -- "$load_seconds" | grep '^phase=' > "$out/upload.txt"
+
 python3 - "$out/run.json" <<'EOF'
 import json, sys
 run = json.load(open(sys.argv[1]))
