@@ -64,7 +64,7 @@ pub(super) async fn list_plugins(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state.tokens, &headers)?;
-    let list: Vec<_> = state
+    let mut list: Vec<_> = state
         .service
         .plugins()
         .into_iter()
@@ -77,6 +77,17 @@ pub(super) async fn list_plugins(
             })
         })
         .collect();
+    // Stored plugins that could not be served at boot are listed too, with
+    // why; their calls are answered with `worker_unavailable`.
+    list.extend(state.service.quarantine().into_iter().map(|(name, q)| {
+        serde_json::json!({
+            "name": name,
+            "sha256": hex::encode(q.sha256),
+            "size": q.size,
+            "instance": q.mode.as_str(),
+            "quarantined": q.reason,
+        })
+    }));
     Ok(Json(serde_json::Value::Array(list)))
 }
 

@@ -73,6 +73,37 @@ fn a_deployed_plugin_survives_a_restart_of_the_host() {
 }
 
 #[test]
+fn a_damaged_stored_plugin_is_listed_quarantined_and_the_host_serves_the_rest() {
+    let dir = scratch();
+    let text = config(dir.path(), "");
+    let echo = std::fs::read(crate::sandbox::guest_path("echo")).unwrap();
+    {
+        let server = Server::start_in(dir.path(), &text, &[]);
+        assert_eq!(server.call("PUT", "/v1/plugins/doomed", &[], &echo).status, 201);
+        assert!(server.terminate().0.success());
+    }
+    let stored = dir.path().join("data/.plugins/doomed.wasm");
+    std::fs::write(&stored, &echo[..echo.len() / 3]).unwrap();
+    let server = Server::start_in(dir.path(), &text, &[]);
+    let list = server.call("GET", "/v1/plugins", &[], b"").json();
+    let doomed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "doomed")
+        .expect("listed");
+    assert!(
+        doomed["quarantined"].as_str().unwrap().contains("not a valid component"),
+        "{doomed}"
+    );
+    let json = server
+        .invoke("tenant-a", "doomed", "x")
+        .assert_error(bulkhead::ErrorKind::WorkerUnavailable);
+    assert!(json["error"]["message"].as_str().unwrap().contains("quarantined"), "{json}");
+    assert_eq!(server.invoke("tenant-a", "echo", "up").text(), "up", "the rest is served");
+}
+
+#[test]
 fn replacing_a_plugin_under_load_loses_no_call() {
     let dir = scratch();
     let server = Server::start(&config(dir.path(), ""), &[]);
