@@ -6,6 +6,7 @@
 mod compile_bomb;
 mod connection;
 mod host_memory;
+mod logs;
 mod quotas;
 mod replies;
 mod shared_level;
