@@ -39,9 +39,14 @@ fn heavy_component(functions: usize, adds: usize, salt: u64) -> Vec<u8> {
       (i32.const 1024))"#,
     );
     for f in 0..functions {
-        module.push_str(&format!("(func (export \"f{f}\") (param i64) (result i64) (local.get 0)"));
+        module.push_str(&format!(
+            "(func (export \"f{f}\") (param i64) (result i64) (local.get 0)"
+        ));
         for a in 0..adds {
-            module.push_str(&format!(" (i64.const {}) (i64.mul) (i64.const {a}) (i64.add)", salt + f as u64));
+            module.push_str(&format!(
+                " (i64.const {}) (i64.mul) (i64.const {a}) (i64.add)",
+                salt + f as u64
+            ));
         }
         module.push_str(")\n");
     }
@@ -122,10 +127,7 @@ fn phase(label: &str, url: &str, seconds: u64, background: impl FnOnce(&AtomicBo
 }
 
 fn main() {
-    let seconds = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(10);
+    let seconds = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
     let (functions, adds) = (3000, 40);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -133,9 +135,12 @@ fn main() {
         .build()
         .expect("runtime");
     let host = rt
-        .block_on(LocalHost::start(Some(env!("CARGO_BIN_EXE_bulkhead").into()), |config| {
-            config.server.max_plugin_size = 64 << 20;
-        }))
+        .block_on(LocalHost::start(
+            Some(env!("CARGO_BIN_EXE_bulkhead").into()),
+            |config| {
+                config.server.max_plugin_size = 64 << 20;
+            },
+        ))
         .expect("host starts");
     let host = Arc::new(host);
     let invoke = format!("{}/v1/invoke/echo", host.url);

@@ -16,7 +16,6 @@ use super::error::{ApiError, read_body};
 use crate::ErrorKind;
 use crate::config::IsolationConfig;
 use crate::names::{Namespace, PluginName};
-use crate::procmgr::Managed;
 use crate::sandbox::InstanceMode;
 use crate::service::Process;
 
@@ -103,12 +102,7 @@ pub(super) async fn delete_plugin(
 
 fn process_json(p: &Process) -> serde_json::Value {
     let assignment = &p.assignment;
-    let pid = p
-        .status
-        .handle
-        .as_ref()
-        .filter(|handle| handle.is_live())
-        .map(|handle| handle.worker().pid());
+    let pid = p.live_pid();
     serde_json::json!({
         "id": assignment.process_id,
         "level": assignment.level.as_str(),

@@ -23,7 +23,8 @@ mod framing;
 mod messages;
 
 pub(crate) use self::framing::{FrameError, Receiver, Sender, channel};
-pub(crate) use self::messages::{Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+pub use self::messages::{Assignment, PluginSpec};
+pub(crate) use self::messages::{FromWorker, Init, Invoke, Outcome, ToWorker};
 
 /// Bumped on every incompatible change of [`ToWorker`] or [`FromWorker`].
 pub(crate) const PROTOCOL_VERSION: u32 = 2;

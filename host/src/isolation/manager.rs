@@ -97,7 +97,10 @@ impl<S: ProcessSyncer<Config = Assignment>> std::fmt::Debug for IsolationManager
 
 /// The live handle in `status`, if the process can serve now.
 fn live<H: Managed>(status: &ProcessStatus<H>) -> Option<&H> {
-    status.handle.as_ref().filter(|handle| handle.is_live())
+    (status.state == ProcessState::Syncing)
+        .then_some(status.handle.as_ref())
+        .flatten()
+        .filter(|handle| handle.is_live())
 }
 
 impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
@@ -168,7 +171,14 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
                 self.settings.start_timeout,
             )
             .await
-            .map_err(|_| IsolationError::StartTimeout { id: id.clone() })?;
+            .map_err(|e| match e {
+                ProcmgrError::ProcessGone { .. } => IsolationError::Unavailable {
+                    id: id.clone(),
+                    reason: "it was terminated while starting".to_owned(),
+                    retry_after: None,
+                },
+                _ => IsolationError::StartTimeout { id: id.clone() },
+            })?;
         match live(&status) {
             Some(handle) => Ok(acquired(handle, true)),
             None => Err(unavailable(&id, &status)),
@@ -372,7 +382,8 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
         list
     }
 
-    /// How many processes have a live worker now.
+    /// How many processes have a live worker now, serving or draining its
+    /// calls during a termination.
     pub fn live_processes(&self) -> usize {
         let compartments = self.compartments();
         compartments
@@ -380,7 +391,7 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
             .filter(|id| {
                 self.procmgr
                     .process_status(id.as_str())
-                    .is_some_and(|status| live(&status).is_some())
+                    .is_some_and(|status| status.handle.as_ref().is_some_and(Managed::is_live))
             })
             .count()
     }

@@ -138,7 +138,7 @@ pub enum IsolationError {
     #[error("timeout waiting for process {id} to terminate")]
     TerminateTimeout { id: ProcessId },
     /// The host is shutting down.
-    #[error("the host is shutting down")]
+    #[error("process manager is shutting down")]
     ShuttingDown,
 }
 

@@ -12,7 +12,8 @@
 //!
 //! procmgr owns liveness: a sync that starts the managed thing hands back
 //! its [`Managed`] handle, which procmgr publishes with the status while the
-//! process is Syncing and watches for death. A death takes the handle down
+//! process is Syncing (and while Terminating, so a draining worker stays
+//! visible) and watches for death. A death takes the handle down
 //! at once and schedules the restart after a backoff that grows with the
 //! crash streak (a handle that lived `stable_uptime` starts a new streak).
 //!
@@ -32,7 +33,8 @@
 //! `dispatch.rs` (work queue -> tasks), `state.rs` (per-process record and
 //! its rules), `queue.rs` (work queue), `backoff.rs` (jitter, backoff),
 //! `waiter.rs` (bounded waits), `health.rs`, `metrics.rs` (collector trait),
-//! `prometheus.rs` (Prometheus collector), `options.rs`, `error.rs`.
+//! `prometheus.rs` (Prometheus collector), `options.rs`, `error.rs`;
+//! `testing.rs` (a scripted fake syncer for the tests under `tests/`).
 
 mod backoff;
 mod dispatch;

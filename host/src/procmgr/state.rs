@@ -139,7 +139,10 @@ impl<C, H: Clone> Entry<C, H> {
             next_sync_at: self.next_sync_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
-            handle: self.handle.clone().filter(|_| self.state == ProcessState::Syncing),
+            handle: self
+                .handle
+                .clone()
+                .filter(|_| matches!(self.state, ProcessState::Syncing | ProcessState::Terminating)),
         }
     }
 

@@ -40,6 +40,8 @@ enum Job<C, H> {
         update_type: UpdateType,
         config: C,
         ctx: SyncContext<H>,
+        /// The sequence number of the handle the sync was given, if any.
+        seen: Option<u64>,
     },
     Terminate {
         config: C,
@@ -56,6 +58,7 @@ enum Done<H> {
         update_type: UpdateType,
         result: Result<SyncOutcome<H>, ProcmgrError>,
         elapsed: Duration,
+        seen: Option<u64>,
     },
     Terminate {
         result: Result<(), ProcmgrError>,
@@ -124,6 +127,7 @@ fn next_job<S: ProcessSyncer>(shared: &Shared<S>, id: &ProcessId, generation: u6
             Job::Sync {
                 update_type,
                 config,
+                seen: current.is_some().then_some(e.handle_seq),
                 ctx: SyncContext { id, token, current },
             }
         }
@@ -157,12 +161,14 @@ async fn execute<S: ProcessSyncer>(shared: &Shared<S>, job: Job<S::Config, S::Ha
             update_type,
             config,
             ctx,
+            seen,
         } => {
             let result = guarded(syncer.sync_process(ctx, update_type, &config)).await;
             Done::Sync {
                 update_type,
                 result: result.and_then(|r| r),
                 elapsed: start.elapsed(),
+                seen,
             }
         }
         Job::Terminate { config, ctx } => {
@@ -223,8 +229,13 @@ fn complete<S: ProcessSyncer>(
             update_type,
             result,
             elapsed,
+            seen,
         } => {
             e.sync_token = None;
+            // The handle this sync was given died while it ran: its death
+            // is already recorded and its restart scheduled, so a sync that
+            // found it "running" must not undo that.
+            let died_meanwhile = seen.is_some_and(|seq| seq == e.handle_seq && e.handle.is_none());
             m.process_sync_duration(id, update_type, elapsed, result.is_ok());
             if let Ok(outcome) = &result
                 && outcome.restarted
@@ -244,10 +255,13 @@ fn complete<S: ProcessSyncer>(
                 let seq = e.install(id, handle, m);
                 watch_death(shared, id.clone(), generation, seq, died);
             }
+            let started_anew = matches!(&result, Ok(SyncOutcome { started: Some(_), .. }));
             if e.state.is_terminating() {
                 // A Terminate arrived while the sync ran (and cancelled it):
                 // the termination phase takes over at once; a cancellation we
                 // caused is not the process's error.
+            } else if died_meanwhile && !started_anew {
+                // See `died_meanwhile`: the restart is on its way.
             } else {
                 match result {
                     Ok(outcome) => {

@@ -256,9 +256,11 @@ pub struct ProcessStatus<H = ()> {
     pub started_at: Option<Instant>,
     /// When the process reached Finished (uptime stops there).
     pub finished_at: Option<Instant>,
-    /// The live handle: set while Syncing with a handle procmgr has not
-    /// seen die. Check [`Managed::is_live`](super::Managed::is_live) before
-    /// use: it may have died a moment before procmgr heard.
+    /// The live handle: set while Syncing (or Terminating: a worker
+    /// draining its calls) with a handle procmgr has not seen die. Check
+    /// `state` before handing it new work, and
+    /// [`Managed::is_live`](super::Managed::is_live) before use: it may have
+    /// died a moment before procmgr heard.
     pub handle: Option<H>,
 }
 

@@ -64,6 +64,19 @@ pub struct Deployed {
 /// One process, as listed: the isolation manager's view of it.
 pub type Process = ProcessInfo<AssignedWorker>;
 
+impl Process {
+    /// The pid of its worker while one lives (also while it drains its
+    /// calls during a termination).
+    pub fn live_pid(&self) -> Option<u32> {
+        let handle = self
+            .status
+            .handle
+            .as_ref()
+            .filter(|h| crate::procmgr::Managed::is_live(*h))?;
+        Some(handle.worker().pid())
+    }
+}
+
 /// Everything a service is built from.
 #[derive(Clone)]
 pub struct ServiceSettings {

@@ -37,7 +37,9 @@ use self::pool::WarmPool;
 use self::spawner::Spawner;
 pub use self::spawner::WorkerCommand;
 pub use self::syncer::{AssignedWorker, ExitEvent, PING_TIMEOUT, WorkerSyncer};
-use crate::ipc::{Init, PluginSpec};
+use crate::ipc::Init;
+/// What a worker is given: the types of the supervisor's public API.
+pub use crate::ipc::{Assignment, PluginSpec};
 use crate::sandbox::{Compiled, PluginError, SandboxConfig};
 
 /// A hook told about every exit of an assigned worker (for metrics).
@@ -212,7 +214,7 @@ impl Supervisor {
     }
 
     /// A ready worker: adopted from the pool when one is idle, else spawned.
-    pub async fn acquire(&self) -> Result<(Arc<WorkerHandle>, PoolSource), StartError> {
+    pub(crate) async fn acquire(&self) -> Result<(Arc<WorkerHandle>, PoolSource), StartError> {
         let needed = self.slots_needed();
         if let Some(worker) = self.pool.take(|w| w.instance_slots() >= needed) {
             return Ok((worker, PoolSource::Pool));
@@ -240,11 +242,6 @@ impl Supervisor {
     /// Waits until the pool holds its target of idle workers (or `timeout`).
     pub async fn wait_pool_filled(&self, timeout: Duration) -> bool {
         self.pool.wait_filled(timeout).await
-    }
-
-    /// The plugin of that name, if there is one.
-    pub fn plugin(&self, name: &str) -> Option<PluginSpec> {
-        self.plugins.get(name)
     }
 
     /// Whether a plugin of that name exists.

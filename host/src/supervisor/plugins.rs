@@ -33,13 +33,12 @@ struct State {
 
 impl State {
     /// The registered workers that can still take messages; forgets the rest.
-    fn live_workers(&mut self) -> Vec<Arc<WorkerHandle>> {
+    /// Every worker still referenced elsewhere, dead or alive. The caller
+    /// drops them after releasing the lock: the last reference to a dead
+    /// worker reaps it, which must not happen under the lock.
+    fn workers(&mut self) -> Vec<Arc<WorkerHandle>> {
         self.workers.retain(|w| w.strong_count() > 0);
-        self.workers
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|w| w.is_alive())
-            .collect()
+        self.workers.iter().filter_map(Weak::upgrade).collect()
     }
 }
 
@@ -79,11 +78,6 @@ impl PluginSet {
         Arc::clone(&self.state().specs)
     }
 
-    /// The spec of `name`, if there is one.
-    pub(crate) fn get(&self, name: &str) -> Option<PluginSpec> {
-        self.state().specs.get(name).cloned()
-    }
-
     /// Whether a plugin of that name exists.
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.state().specs.contains_key(name)
@@ -100,6 +94,7 @@ impl PluginSet {
     pub(crate) fn register(&self, worker: &Arc<WorkerHandle>, loaded: &Specs) {
         let acks = {
             let mut state = self.state();
+            state.workers.retain(|w| w.strong_count() > 0);
             state.workers.push(Arc::downgrade(worker));
             if Arc::ptr_eq(loaded, &state.specs) {
                 return;
@@ -124,27 +119,30 @@ impl PluginSet {
     /// Adds or replaces `spec` in every live worker (and in every worker
     /// started from now on); returns once each has loaded it or was killed.
     pub(crate) async fn set(&self, spec: PluginSpec) {
-        let acks = {
+        let (acks, held) = {
             let mut state = self.state();
             let mut specs = (*state.specs).clone();
             specs.insert(spec.name.clone(), spec.clone());
             state.specs = Arc::new(specs);
-            state
-                .live_workers()
-                .into_iter()
+            let workers = state.workers();
+            let acks = workers
+                .iter()
+                .filter(|worker| worker.is_alive())
                 .map(|worker| {
                     let ack: Ack = Box::pin(worker.add_plugin(spec.clone()));
-                    (worker, vec![ack])
+                    (Arc::clone(worker), vec![ack])
                 })
-                .collect()
+                .collect();
+            (acks, workers)
         };
         await_acks(acks).await;
+        drop(held);
     }
 
     /// Removes `name` from every live worker (and from the set that later
     /// workers start with); `false` if there was no plugin of that name.
     pub(crate) async fn remove(&self, name: &str) -> bool {
-        let acks = {
+        let (acks, held) = {
             let mut state = self.state();
             if !state.specs.contains_key(name) {
                 return false;
@@ -152,16 +150,19 @@ impl PluginSet {
             let mut specs = (*state.specs).clone();
             specs.remove(name);
             state.specs = Arc::new(specs);
-            state
-                .live_workers()
-                .into_iter()
+            let workers = state.workers();
+            let acks = workers
+                .iter()
+                .filter(|worker| worker.is_alive())
                 .map(|worker| {
                     let ack: Ack = Box::pin(worker.remove_plugin(name));
-                    (worker, vec![ack])
+                    (Arc::clone(worker), vec![ack])
                 })
-                .collect()
+                .collect();
+            (acks, workers)
         };
         await_acks(acks).await;
+        drop(held);
         true
     }
 }

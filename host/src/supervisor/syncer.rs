@@ -191,7 +191,7 @@ impl ProcessSyncer for WorkerSyncer {
             process_id = %assignment.process_id,
             pid = assigned.worker.pid(),
             source = assigned.source.as_str(),
-            restarted = current.is_some(),
+            update = ?update_type,
             "worker assigned in {:?}",
             assigned.start_time
         );

@@ -13,7 +13,7 @@ fn small_bulkhead() -> TenantPolicy {
         admission: AdmissionLimits {
             max_concurrent: 2,
             max_queued: 2,
-            queue_timeout: Duration::from_millis(200),
+            queue_timeout: Duration::from_secs(5),
         },
         ..TenantPolicy::default()
     }

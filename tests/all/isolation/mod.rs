@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bulkhead::isolation::{IsolationLevel, IsolationSettings, Load, SessionScope, TenantPolicy};
-use bulkhead::procmgr::Managed;
 use bulkhead::procmgr::{ProcessManagerOptions, ProcessState};
 use bulkhead::sandbox::{InstanceMode, SandboxConfig};
 use bulkhead::service::{InvokeError, InvokeOutput, Process, Service, ServiceSettings};
@@ -232,8 +231,7 @@ impl Host {
 
 /// The pid of `process`'s live worker, if it has one.
 pub(crate) fn pid(process: &Process) -> Option<u32> {
-    let handle = process.status.handle.as_ref().filter(|h| h.is_live())?;
-    Some(handle.worker().pid())
+    process.live_pid()
 }
 
 /// The direct children of `pid`, from /proc.

@@ -93,14 +93,24 @@ fn a_damaged_stored_plugin_is_listed_quarantined_and_the_host_serves_the_rest() 
         .find(|p| p["name"] == "doomed")
         .expect("listed");
     assert!(
-        doomed["quarantined"].as_str().unwrap().contains("not a valid component"),
+        doomed["quarantined"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid component"),
         "{doomed}"
     );
     let json = server
         .invoke("tenant-a", "doomed", "x")
         .assert_error(bulkhead::ErrorKind::WorkerUnavailable);
-    assert!(json["error"]["message"].as_str().unwrap().contains("quarantined"), "{json}");
-    assert_eq!(server.invoke("tenant-a", "echo", "up").text(), "up", "the rest is served");
+    assert!(
+        json["error"]["message"].as_str().unwrap().contains("quarantined"),
+        "{json}"
+    );
+    assert_eq!(
+        server.invoke("tenant-a", "echo", "up").text(),
+        "up",
+        "the rest is served"
+    );
 }
 
 #[test]

@@ -12,7 +12,6 @@ use anyhow::Context as _;
 
 use crate::local::LocalHost;
 use crate::names::Namespace;
-use crate::procmgr::Managed;
 
 /// Measures the memory of workers.
 #[derive(Debug, clap::Args)]
@@ -70,8 +69,7 @@ impl MemoryCommand {
         call().await?;
         let pid = service
             .process("ns:bench-memory")
-            .and_then(|p| p.status.handle.filter(|h| h.is_live()))
-            .map(|h| h.worker().pid())
+            .and_then(|p| p.live_pid())
             .context("no live worker for the tenant")?;
         rows.push(read("assigned, 1 call", pid)?);
         for _ in 1..self.calls {

@@ -374,9 +374,56 @@ async fn a_handle_is_published_while_syncing_and_taken_down_when_it_dies() {
     let back = watch.wait_for_timeout(|s| s.handle.is_some(), LONG).await.unwrap();
     assert_ne!(back.handle, Some(handle), "a new handle");
     assert_eq!((back.restart_count, back.error_count), (1, 0));
-    // Terminating takes the handle off the status at once.
+    // Terminating keeps the handle published (the worker drains its
+    // calls) until the process is terminated; then it is gone.
+    let back_handle = back.handle.clone();
     let _ = pm.update_process(ProcessUpdate::terminate("p"));
-    assert!(pm.process_status("p").unwrap().handle.is_none());
+    let terminating = pm.process_status("p").unwrap();
+    assert_eq!(terminating.state, ProcessState::Terminating);
+    assert_eq!(terminating.handle, back_handle, "still draining");
+    let gone = watch
+        .wait_for_timeout(|s| s.state != ProcessState::Terminating, LONG)
+        .await
+        .unwrap();
+    assert!(gone.handle.is_none(), "{gone:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sync_that_finds_its_handle_running_does_not_undo_its_death_meanwhile() {
+    let pm = manager();
+    let _ = pm.update_process(ProcessUpdate::create("p", "c".into()));
+    let first = pm.syncer().wait_started("p", 1).await;
+    wait_state(&pm, "p", ProcessState::Syncing).await;
+    // A slow sync that looked at the live handle and will say "running"...
+    pm.syncer()
+        .script_sync("p", Step::ok(SyncOutcome::running()).after(Duration::from_secs(5)));
+    // ...and the restart after the death fails.
+    pm.syncer()
+        .script_sync("p", Step::err(ProcmgrError::hook("restart fails")));
+    let _ = pm.update_process(ProcessUpdate::sync("p"));
+    pm.syncer().wait_calls(Hook::Sync, "p", 2).await;
+    // The handle dies while that sync runs.
+    first.kill();
+    let dead = pm
+        .wait_for("p", |s| s.handle.is_none() && s.error_count == 1, LONG)
+        .await
+        .expect("the death is recorded");
+    assert!(
+        dead.last_error.as_deref().is_some_and(|e| e.contains("died")),
+        "{dead:?}"
+    );
+    // The stale "running" must not reset the streak: the failed restart
+    // counts on top of the death.
+    pm.syncer().wait_calls(Hook::Sync, "p", 3).await;
+    let failed = pm
+        .wait_for(
+            "p",
+            |s| s.last_error.as_deref().is_some_and(|e| e.contains("restart fails")),
+            LONG,
+        )
+        .await
+        .expect("the failed restart is recorded");
+    assert_eq!(failed.error_count, 2, "{failed:?}");
 }
 
 #[tokio::test(start_paused = true)]
