@@ -20,7 +20,7 @@ pub struct LocalHost {
     pub service: Arc<Service>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     _dir: TempDir,
 }
 
@@ -38,10 +38,19 @@ impl LocalHost {
         adjust(&mut config);
         let running = crate::service::start(&config, worker_program).await?;
         let service = Arc::clone(&running.service);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let state = AppState::new(config, running, true);
-        let server = tokio::spawn(axum::serve(listener, router(state)).into_future());
+        let listener = crate::api::server::bind("127.0.0.1:0".parse()?)?;
+        let address = listener.local_addr()?;
+        let url = format!("http://{address}");
+        let limits = config.server.http.clone();
+        let state = AppState::new(config, running, true, address);
+        let metrics = state.metrics.clone();
+        let server = tokio::spawn(crate::api::server::serve(
+            listener,
+            router(state),
+            limits,
+            metrics,
+            std::future::pending(),
+        ));
         Ok(Self {
             service,
             url,

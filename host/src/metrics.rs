@@ -23,6 +23,19 @@ pub struct HostMetrics {
     workers: GaugeVec,
     worker_exits: CounterVec,
     fuel: CounterVec,
+    http_connections: prometheus::IntGauge,
+    http_refused: prometheus::IntCounter,
+    http_closed: prometheus::IntCounterVec,
+}
+
+/// Counts an open connection until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenConnection(prometheus::IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl HostMetrics {
@@ -65,6 +78,21 @@ impl HostMetrics {
             ),
             &["plugin"],
         )?;
+        let http_connections = prometheus::IntGauge::new("bulkhead_http_connections", "Client connections open now")?;
+        let http_refused = prometheus::IntCounter::new(
+            "bulkhead_http_connections_refused_total",
+            "Client connections refused over server.max_connections",
+        )?;
+        let http_closed = prometheus::IntCounterVec::new(
+            Opts::new(
+                "bulkhead_http_connections_closed_total",
+                "Client connections the host closed itself, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(http_connections.clone()))?;
+        registry.register(Box::new(http_refused.clone()))?;
+        registry.register(Box::new(http_closed.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(cold_start.clone()))?;
@@ -81,7 +109,26 @@ impl HostMetrics {
             workers,
             worker_exits,
             fuel,
+            http_connections,
+            http_refused,
+            http_closed,
         })
+    }
+
+    /// Counts a client connection as open while the guard lives.
+    pub(crate) fn http_connection_opened(&self) -> OpenConnection {
+        self.http_connections.inc();
+        OpenConnection(self.http_connections.clone())
+    }
+
+    /// Records a connection refused over the cap.
+    pub(crate) fn http_connection_refused(&self) {
+        self.http_refused.inc();
+    }
+
+    /// Records a connection the host closed (`reason`: a fixed word).
+    pub(crate) fn http_connection_closed(&self, reason: &str) {
+        self.http_closed.with_label_values(&[reason]).inc();
     }
 
     /// Records one finished invoke.

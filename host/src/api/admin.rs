@@ -38,7 +38,8 @@ pub(super) async fn put_plugin(
         .instance
         .map(|mode| mode.parse::<InstanceMode>().map_err(ApiError::invalid))
         .transpose()?;
-    let bytes = read_body(&headers, body, state.config.server.max_plugin_size, || {
+    let timeout = state.config.server.http.body_read_timeout;
+    let bytes = read_body(&headers, body, state.config.server.max_plugin_size, timeout, || {
         ApiError::new(
             ErrorKind::InvalidPlugin,
             format!(
@@ -62,11 +63,18 @@ pub(super) async fn list_plugins(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authenticate(&state.tokens, &headers)?;
+    let caller = authenticate(&state.tokens, &headers)?;
+    // A tenant sees only what it may call; the metrics token sees nothing.
+    let visible = |name: &str| match &caller {
+        Caller::Admin => true,
+        Caller::Tenant(ns) => Namespace::new(ns.as_str()).is_ok_and(|ns| state.service.may_call(&ns, name)),
+        Caller::Metrics => false,
+    };
     let mut list: Vec<_> = state
         .service
         .plugins()
         .into_iter()
+        .filter(|p| visible(&p.name))
         .map(|p| {
             serde_json::json!({
                 "name": p.name,
@@ -78,15 +86,22 @@ pub(super) async fn list_plugins(
         .collect();
     // Stored plugins that could not be served at boot are listed too, with
     // why; their calls are answered with `worker_unavailable`.
-    list.extend(state.service.quarantine().into_iter().map(|(name, q)| {
-        serde_json::json!({
-            "name": name,
-            "sha256": hex::encode(q.sha256),
-            "size": q.size,
-            "instance": q.mode.as_str(),
-            "quarantined": q.reason,
-        })
-    }));
+    list.extend(
+        state
+            .service
+            .quarantine()
+            .into_iter()
+            .filter(|(name, _)| visible(name))
+            .map(|(name, q)| {
+                serde_json::json!({
+                    "name": name,
+                    "sha256": hex::encode(q.sha256),
+                    "size": q.size,
+                    "instance": q.mode.as_str(),
+                    "quarantined": q.reason,
+                })
+            }),
+    );
     Ok(Json(serde_json::Value::Array(list)))
 }
 
@@ -123,6 +138,7 @@ fn visible(caller: &Caller, p: &Process) -> bool {
     match caller {
         Caller::Admin => true,
         Caller::Tenant(ns) => p.assignment.namespace.as_ref().is_some_and(|n| n.as_str() == ns),
+        Caller::Metrics => false,
     }
 }
 

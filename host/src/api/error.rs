@@ -119,13 +119,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Reads a request body of at most `limit` bytes. A body announced as larger
+/// Reads a request body of at most `limit` bytes within `timeout`
+/// (`server.body_read_timeout`). A body announced as larger
 /// (`Content-Length`) is refused before any of it is read; one that turns out
 /// larger is refused at the limit. `too_large` makes the error.
 pub(super) async fn read_body(
     headers: &axum::http::HeaderMap,
     body: axum::body::Body,
     limit: u64,
+    timeout: Duration,
     too_large: impl Fn() -> ApiError,
 ) -> Result<axum::body::Bytes, ApiError> {
     let announced = headers
@@ -136,7 +138,15 @@ pub(super) async fn read_body(
         return Err(too_large());
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
+            ApiError::invalid(format!(
+                "the request body did not arrive within server.body_read_timeout ({})",
+                crate::config::format_duration(timeout)
+            ))
+        })?;
+    read.map_err(|e| {
         // axum reports the limit only as this message (its error type is private).
         let over = format!("{e:#}").contains("length limit exceeded");
         if over {

@@ -15,6 +15,8 @@ use crate::names::{Namespace, SessionId};
 
 const NAMESPACE_HEADER: &str = "x-bulkhead-namespace";
 const SESSION_HEADER: &str = "x-bulkhead-session";
+/// The `plugin` label of calls to a name that is no plugin of the host.
+const UNKNOWN_PLUGIN_LABEL: &str = "_unknown";
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     headers
@@ -46,7 +48,8 @@ pub(super) async fn invoke(
             format!("this token is not valid for namespace {namespace}"),
         ));
     }
-    let body = read_body(&headers, body, state.config.server.max_payload, || {
+    let timeout = state.config.server.http.body_read_timeout;
+    let body = read_body(&headers, body, state.config.server.max_payload, timeout, || {
         ApiError::new(
             ErrorKind::PayloadTooLarge,
             format!(
@@ -59,10 +62,16 @@ pub(super) async fn invoke(
     let started = std::time::Instant::now();
     let result = state.service.invoke(namespace, session, &plugin, body.to_vec()).await;
     let metrics = &state.metrics;
+    // Labels come from a bounded set: a name the URL made up is not one.
+    let label = if state.service.is_known_plugin(&plugin) {
+        plugin.as_str()
+    } else {
+        UNKNOWN_PLUGIN_LABEL
+    };
     match result {
         Ok(out) => {
-            metrics.request(out.level.as_str(), &plugin, "ok", started.elapsed());
-            metrics.fuel(&plugin, out.fuel_consumed);
+            metrics.request(out.level.as_str(), label, "ok", started.elapsed());
+            metrics.fuel(label, out.fuel_consumed);
             if let Some((source, took)) = out.cold_start {
                 metrics.cold_start(out.level.as_str(), source.as_str(), took);
             }
@@ -80,7 +89,7 @@ pub(super) async fn invoke(
             Ok(response)
         }
         Err(e) => {
-            metrics.request(e.level.as_str(), &plugin, e.kind().as_str(), started.elapsed());
+            metrics.request(e.level.as_str(), label, e.kind().as_str(), started.elapsed());
             if let Some(rejection) = e.rejection() {
                 metrics.admission_rejected(rejection.as_str());
             }

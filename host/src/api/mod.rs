@@ -8,15 +8,20 @@ mod auth;
 mod error;
 pub(crate) mod health;
 mod invoke;
+pub(crate) mod server;
 mod status;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
+use self::auth::AllowedHosts;
 use crate::config::{Config, Tokens};
 use crate::metrics::HostMetrics;
 use crate::procmgr::PrometheusMetrics;
@@ -32,13 +37,16 @@ pub(crate) struct AppState {
     pub procmgr_metrics: Arc<PrometheusMetrics>,
     /// Set once the plugins are compiled and the warm pool is filled.
     pub ready: AtomicBool,
+    /// The `Host` values served (any, when auth is on).
+    allowed_hosts: AllowedHosts,
 }
 
 impl AppState {
     /// The state of a host serving `running` under `config`; `ready` sets
-    /// `/readyz` from the start.
-    pub(crate) fn new(config: Config, running: Running, ready: bool) -> Arc<Self> {
+    /// `/readyz` from the start; `address` is where it listens.
+    pub(crate) fn new(config: Config, running: Running, ready: bool, address: SocketAddr) -> Arc<Self> {
         Arc::new(Self {
+            allowed_hosts: AllowedHosts::new(address, config.auth_enabled()),
             service: running.service,
             tokens: config.tokens(),
             config,
@@ -71,5 +79,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(status::not_found)
         // Handlers read bodies with their own limits (see `error::read_body`).
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), check_host))
         .with_state(state)
+}
+
+/// Refuses a request whose `Host` is not this host (with auth off).
+async fn check_host(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    match state.allowed_hosts.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
 }

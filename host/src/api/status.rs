@@ -46,15 +46,16 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &
     }
 }
 
-pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authenticate(&state.tokens, &headers)?.require_metrics()?;
     let (idle, assigned) = state.service.workers();
     state.metrics.set_workers(idle, assigned);
     let text = state.metrics.render(&[state.procmgr_metrics.registry()]);
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
-        .into_response()
+        .into_response())
 }
 
 pub(super) async fn not_found() -> ApiError {

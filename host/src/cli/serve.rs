@@ -3,8 +3,10 @@
 //! Order of events: load and validate the configuration (before binding or
 //! spawning anything), compile the plugins, start the supervisor and warm
 //! pool, bind, print `listening on http://HOST:PORT`, serve. On a signal:
-//! stop accepting, let in-flight requests finish, terminate every worker
-//! within its grace period, exit 0.
+//! stop accepting, let in-flight requests finish for
+//! `server.shutdown_timeout`, cut the connections left, terminate every
+//! worker within its grace period, exit 0: all within `shutdown_timeout +
+//! isolation.grace_period + TERMINATE_SLACK`, whatever clients do.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,14 +73,13 @@ fn init_logging() {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let running = crate::service::start(&config, None).await?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
+    let listener = api::server::bind(config.server.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.listen): {e}", config.server.listen))?;
     let address = listener.local_addr()?;
     let warm = config.pool.warm > 0;
     let start_timeout = config.isolation.start_timeout;
     let grace = config.isolation.grace_period;
-    let state = AppState::new(config, running, !warm);
+    let state = AppState::new(config, running, !warm, address);
     if warm {
         let state = Arc::clone(&state);
         tokio::spawn(async move {
@@ -91,11 +92,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     let app = api::router(Arc::clone(&state));
+    let mut limits = state.config.server.http.clone();
+    let reserve = api::server::descriptor_reserve(state.config.isolation.max_processes);
+    let room = api::server::connections_within_open_files(reserve);
+    if u64::from(limits.max_connections) > room {
+        let lowered = u32::try_from(room).unwrap_or(u32::MAX).max(1);
+        tracing::warn!(
+            "server.max_connections lowered from {} to {lowered}: the open-files limit leaves no more beside \
+             the {reserve} descriptors kept for workers",
+            limits.max_connections
+        );
+        limits.max_connections = lowered;
+    }
+    let drain = limits.shutdown_timeout;
     eprintln!("listening on http://{address}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("stopped accepting; terminating every worker");
+    // On a worker thread of the runtime, not on this one (`block_on`): the
+    // accept loop then runs beside the connections it spawns.
+    let server = api::server::serve(listener, app, limits, state.metrics.clone(), shutdown_signal());
+    if let Err(e) = tokio::spawn(server).await {
+        tracing::error!("the HTTP server failed: {e}");
+    }
+    // Bound: the drain above, then the workers' grace period.
+    tracing::info!(
+        "terminating every worker (at most {:?} after {drain:?} of drain)",
+        grace + TERMINATE_SLACK
+    );
     let deadline = Instant::now() + grace + TERMINATE_SLACK;
     if let Err(e) = state.service.shutdown(deadline).await {
         tracing::warn!("shutdown: {e}");

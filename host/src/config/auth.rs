@@ -83,6 +83,8 @@ pub enum Identity {
     Admin,
     /// A tenant's token: only that namespace, no admin endpoints.
     Tenant(String),
+    /// The metrics token: only `/metrics`.
+    Metrics,
     /// No configured token matches.
     Unknown,
 }
@@ -92,12 +94,23 @@ pub enum Identity {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tokens {
     admin: Option<TokenHash>,
+    metrics: Option<TokenHash>,
     tenants: Vec<(TokenHash, String)>,
 }
 
 impl Tokens {
     pub(crate) fn new(admin: Option<TokenHash>, tenants: Vec<(TokenHash, String)>) -> Self {
-        Self { admin, tenants }
+        Self {
+            admin,
+            metrics: None,
+            tenants,
+        }
+    }
+
+    /// Adds the token that may only read `/metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Option<TokenHash>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Whether any token is configured; then every `/v1` call needs one.
@@ -114,6 +127,9 @@ impl Tokens {
         let mut identity = Identity::Unknown;
         if self.admin.is_some_and(|admin| admin.matches(&digest)) {
             identity = Identity::Admin;
+        }
+        if self.metrics.is_some_and(|metrics| metrics.matches(&digest)) && identity == Identity::Unknown {
+            identity = Identity::Metrics;
         }
         for (hash, namespace) in &self.tenants {
             if hash.matches(&digest) && identity == Identity::Unknown {

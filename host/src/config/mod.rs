@@ -29,8 +29,9 @@ pub use self::auth::{Identity, TokenHash, Tokens, hash_token};
 pub use self::error::{ConfigError, Origin};
 pub use self::load::{ENV_PREFIX, Overrides, process_env};
 pub use self::resolved::{
-    AuthConfig, Config, DataConfig, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig, ProcmgrConfig,
-    ServerConfig, TenantConfig, WorkerLimits,
+    AuthConfig, Config, DataConfig, HttpLimits, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig,
+    ProcmgrConfig, ServerConfig, TenantConfig, WorkerLimits,
 };
+pub(crate) use self::units::format_duration;
 pub use crate::compartment::IsolationLevel;
 pub use crate::sandbox::InstanceMode;

@@ -54,6 +54,13 @@ pub(crate) struct RawServer {
     pub(crate) max_payload: Option<SizeValue>,
     pub(crate) max_plugin_size: Option<SizeValue>,
     pub(crate) name: Option<String>,
+    pub(crate) header_read_timeout: Option<DurationValue>,
+    pub(crate) idle_timeout: Option<DurationValue>,
+    pub(crate) body_read_timeout: Option<DurationValue>,
+    pub(crate) write_timeout: Option<DurationValue>,
+    pub(crate) shutdown_timeout: Option<DurationValue>,
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) max_header_size: Option<SizeValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +121,7 @@ pub(crate) struct RawData {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
     pub(crate) admin_token_sha256: Option<TokenHash>,
+    pub(crate) metrics_token_sha256: Option<TokenHash>,
 }
 
 #[derive(Debug, Default, Deserialize)]

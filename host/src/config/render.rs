@@ -22,6 +22,16 @@ impl Config {
                 ("max_payload", format_size(s.max_payload).into()),
                 ("max_plugin_size", format_size(s.max_plugin_size).into()),
                 ("name", s.name.clone().into()),
+                (
+                    "header_read_timeout",
+                    format_duration(s.http.header_read_timeout).into(),
+                ),
+                ("idle_timeout", format_duration(s.http.idle_timeout).into()),
+                ("body_read_timeout", format_duration(s.http.body_read_timeout).into()),
+                ("write_timeout", format_duration(s.http.write_timeout).into()),
+                ("shutdown_timeout", format_duration(s.http.shutdown_timeout).into()),
+                ("max_connections", i64::from(s.http.max_connections).into()),
+                ("max_header_size", format_size(s.http.max_header_size).into()),
             ]),
         );
 
@@ -77,7 +87,11 @@ impl Config {
             .auth
             .admin_token_sha256
             .map(|h| ("admin_token_sha256", h.to_string().into()));
-        root.insert("auth".into(), table(admin));
+        let metrics = self
+            .auth
+            .metrics_token_sha256
+            .map(|h| ("metrics_token_sha256", h.to_string().into()));
+        root.insert("auth".into(), table(admin.into_iter().chain(metrics)));
 
         let mut plugins = Table::new();
         for (name, plugin) in &self.plugins {

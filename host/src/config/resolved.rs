@@ -93,6 +93,67 @@ pub struct ServerConfig {
     /// `bulkhead`; 1 to [`Self::NAME_MAX_LEN`] characters, none of them a
     /// control character (it is printed into a line-oriented report).
     pub name: String,
+    /// How long clients may take, and how many may be connected.
+    pub http: HttpLimits,
+}
+
+/// The limits of the HTTP server (`[server]` keys): against clients that
+/// connect and send nothing, trickle headers or bodies, never read the
+/// answer, or open connections by the thousand. Every limit holds whether
+/// or not the client has a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From the first byte of a request to the end of its headers
+    /// (`header_read_timeout`, default 10s); then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a connection may wait for its first or next request
+    /// (`idle_timeout`, default 60s); then it is closed.
+    pub idle_timeout: Duration,
+    /// How long a request body may take to arrive in full
+    /// (`body_read_timeout`, default 30s); then the request is answered 400
+    /// `invalid_request` and the connection closed.
+    pub body_read_timeout: Duration,
+    /// How long writing an answer may stall (the client not reading)
+    /// before the connection is cut (`write_timeout`, default 30s).
+    pub write_timeout: Duration,
+    /// On SIGTERM, how long calls in flight may take to finish before every
+    /// connection is cut (`shutdown_timeout`, default 10s); the workers'
+    /// `isolation.grace_period` follows.
+    pub shutdown_timeout: Duration,
+    /// Connections open at once (`max_connections`, default 4096); beyond
+    /// it a new connection is answered 429 `bulkhead_full` at once and
+    /// closed. Lowered at start to what the open-files limit allows beside
+    /// the descriptors kept for workers.
+    pub max_connections: u32,
+    /// Largest request head, request line and headers together
+    /// (`max_header_size`, default 16KiB, 8KiB to 1MiB); a larger one is
+    /// answered 431.
+    pub max_header_size: u64,
+}
+
+impl HttpLimits {
+    /// The most any of the timeouts may be: an hour.
+    pub const TIMEOUT_CEILING: Duration = Duration::from_secs(3600);
+    /// 100,000 connections.
+    pub const MAX_CONNECTIONS_CEILING: u32 = 100_000;
+    /// hyper reads a request head into a buffer of at least 8 KiB.
+    pub const MIN_HEADER_SIZE: u64 = 8 << 10;
+    /// 1 MiB.
+    pub const MAX_HEADER_SIZE_CEILING: u64 = 1 << 20;
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_header_size: 16 << 10,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -125,6 +186,7 @@ impl Default for ServerConfig {
             max_payload: Self::DEFAULT_MAX_PAYLOAD,
             max_plugin_size: Self::DEFAULT_MAX_PLUGIN_SIZE,
             name: Self::DEFAULT_NAME.to_owned(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -496,6 +558,11 @@ pub struct AuthConfig {
     /// namespace. Default: none. When any token (this or a tenant's) is
     /// configured, every `/v1` call needs `Authorization: Bearer TOKEN`.
     pub admin_token_sha256: Option<TokenHash>,
+    /// Digest of a token that may only read `/metrics` (for a Prometheus
+    /// scraper), beside the admin token, which may too. Default: none. It
+    /// does not by itself turn auth on: with no admin or tenant token,
+    /// `/metrics` stays open to loopback clients like every endpoint.
+    pub metrics_token_sha256: Option<TokenHash>,
 }
 
 /// Where a plugin's component comes from.
@@ -567,7 +634,7 @@ impl Config {
             .iter()
             .filter_map(|(ns, t)| Some((t.token_sha256?, ns.to_string())))
             .collect();
-        Tokens::new(self.auth.admin_token_sha256, tenants)
+        Tokens::new(self.auth.admin_token_sha256, tenants).with_metrics(self.auth.metrics_token_sha256)
     }
 
     /// Refuses to serve on a non-loopback address when no token is

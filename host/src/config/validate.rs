@@ -11,10 +11,10 @@ use super::error::ConfigError;
 use super::load::Locator;
 use super::raw::{RawConfig, RawData, RawIsolation, RawLimits, RawPlugin, RawProcmgr, RawServer, RawTenant, RawWorker};
 use super::resolved::{
-    AuthConfig, Config, DataConfig, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig, ProcmgrConfig,
-    ServerConfig, TenantConfig, WorkerLimits, builtin_plugins,
+    AuthConfig, Config, DataConfig, HttpLimits, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig,
+    ProcmgrConfig, ServerConfig, TenantConfig, WorkerLimits, builtin_plugins,
 };
-use super::units::{format_duration, format_size};
+use super::units::{DurationValue, format_duration, format_size};
 use crate::names::Namespace;
 
 /// Resolves and validates `raw`; `locator` says where each value came from.
@@ -49,6 +49,7 @@ pub(crate) fn resolve(raw: RawConfig, locator: &Locator<'_>) -> Result<Config, C
         data,
         auth: AuthConfig {
             admin_token_sha256: raw.auth.admin_token_sha256,
+            metrics_token_sha256: raw.auth.metrics_token_sha256,
         },
         plugins,
         tenants,
@@ -127,6 +128,43 @@ impl Check<'_> {
                 ServerConfig::MAX_PLUGIN_SIZE_CEILING,
             )?,
             name,
+            http: self.http(raw)?,
+        })
+    }
+
+    fn http(&self, raw: &RawServer) -> Result<HttpLimits, ConfigError> {
+        let d = HttpLimits::default();
+        let timeout = |key: &str, value: Option<DurationValue>, default: Duration| {
+            self.duration(
+                &["server", key],
+                value.map_or(default, |v| v.0),
+                Duration::from_millis(1),
+                HttpLimits::TIMEOUT_CEILING,
+            )
+        };
+        Ok(HttpLimits {
+            header_read_timeout: timeout("header_read_timeout", raw.header_read_timeout, d.header_read_timeout)?,
+            idle_timeout: timeout("idle_timeout", raw.idle_timeout, d.idle_timeout)?,
+            body_read_timeout: timeout("body_read_timeout", raw.body_read_timeout, d.body_read_timeout)?,
+            write_timeout: timeout("write_timeout", raw.write_timeout, d.write_timeout)?,
+            shutdown_timeout: self.duration(
+                &["server", "shutdown_timeout"],
+                raw.shutdown_timeout.map_or(d.shutdown_timeout, |v| v.0),
+                Duration::ZERO,
+                HttpLimits::TIMEOUT_CEILING,
+            )?,
+            max_connections: self.count(
+                &["server", "max_connections"],
+                raw.max_connections.unwrap_or(d.max_connections),
+                1,
+                HttpLimits::MAX_CONNECTIONS_CEILING,
+            )?,
+            max_header_size: self.size(
+                &["server", "max_header_size"],
+                raw.max_header_size.map_or(d.max_header_size, |s| s.0),
+                HttpLimits::MIN_HEADER_SIZE,
+                HttpLimits::MAX_HEADER_SIZE_CEILING,
+            )?,
         })
     }
 
@@ -389,11 +427,15 @@ impl Check<'_> {
             .auth
             .admin_token_sha256
             .map(|h| (h, vec!["auth", "admin_token_sha256"]));
+        let metrics = config
+            .auth
+            .metrics_token_sha256
+            .map(|h| (h, vec!["auth", "metrics_token_sha256"]));
         let tenants = config
             .tenants
             .iter()
             .filter_map(|(ns, t)| Some((t.token_sha256?, vec!["tenants", ns.as_str(), "token_sha256"])));
-        for (hash, path) in admin.into_iter().chain(tenants) {
+        for (hash, path) in admin.into_iter().chain(metrics).chain(tenants) {
             if let Some((_, first)) = seen.iter().find(|(h, _)| *h == hash) {
                 let message = format!(
                     "is the same digest as {}; each token must identify exactly one caller",

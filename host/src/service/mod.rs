@@ -316,6 +316,21 @@ impl Service {
         }
     }
 
+    /// Whether `name` is a plugin of the host, served or quarantined: the
+    /// names a metric label may carry.
+    pub fn is_known_plugin(&self, name: &str) -> bool {
+        self.supervisor.has_plugin(name) || self.quarantined().contains_key(name)
+    }
+
+    /// Whether `namespace` may call `plugin` (its `plugins` allow-list).
+    pub fn may_call(&self, namespace: &Namespace, plugin: &str) -> bool {
+        self.manager
+            .policy(namespace)
+            .plugins
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(plugin))
+    }
+
     /// The plugins, by name.
     pub fn plugins(&self) -> Vec<PluginInfo> {
         self.supervisor

@@ -5,7 +5,7 @@ use bulkhead::config::TokenHash;
 
 use super::{BIN, Server, config, scratch};
 
-fn auth_config(dir: &std::path::Path) -> String {
+pub(crate) fn auth_config(dir: &std::path::Path) -> String {
     let extra = format!(
         "[auth]\nadmin_token_sha256 = \"{}\"\n\n[tenants.tenant-a]\ntoken_sha256 = \"{}\"\n\n[tenants.tenant-b]\ntoken_sha256 = \"{}\"\n",
         TokenHash::of("admin-secret"),

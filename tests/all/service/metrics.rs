@@ -6,8 +6,15 @@ use super::{Server, config, scratch};
 
 /// Parses the exposition with a real Prometheus text parser; returns
 /// `name{labels}` -> value.
-fn scrape(server: &Server) -> HashMap<String, f64> {
-    let text = server.call("GET", "/metrics", &[], b"").text();
+pub(crate) fn scrape(server: &Server) -> HashMap<String, f64> {
+    scrape_as(server, &[])
+}
+
+/// [`scrape`] with these request headers (a token).
+pub(crate) fn scrape_as(server: &Server, headers: &[(&str, &str)]) -> HashMap<String, f64> {
+    let reply = server.call("GET", "/metrics", headers, b"");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
     let lines = text.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap_or_else(|e| panic!("unparsable metrics ({e}):\n{text}"));
     scrape
@@ -27,7 +34,7 @@ fn scrape(server: &Server) -> HashMap<String, f64> {
         .collect()
 }
 
-fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
+pub(crate) fn get(m: &HashMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)
 }
 

@@ -2,11 +2,11 @@
 //! over HTTP and through the CLI, as an operator or tenant would.
 
 mod api_errors;
-mod auth;
+pub(crate) mod auth;
 mod cli;
 mod lifecycle;
 mod logs;
-mod metrics;
+pub(crate) mod metrics;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -162,7 +162,7 @@ pub(crate) fn assert_caused_here(test: &str) {
     assert!(missing.is_empty(), "{test} caused no {missing:?}");
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
