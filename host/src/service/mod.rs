@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 pub use self::build::{BuildError, Running, isolation_settings, sandbox_config, start};
 pub use self::error::{DeployError, InvokeError, InvokeFailure, RemoveError};
-pub use self::store::{PluginStore, StoreError};
+pub use self::store::{PluginStore, StoreError, Stored};
 use crate::compartment::IsolationLevel;
 use crate::ipc::PluginSpec;
 use crate::isolation::{Acquired, IsolationError, IsolationKey, IsolationManager, IsolationSettings, ProcessInfo};
@@ -147,6 +147,10 @@ pub struct Service {
     /// deploy of that name.
     configured_modes: HashMap<String, InstanceMode>,
     quarantined: Mutex<BTreeMap<String, Quarantined>>,
+    /// Held while a deploy or a removal changes the store and the workers'
+    /// set, so that concurrent changes of one name land on disk and in
+    /// memory in the same order (compiles run before, outside it).
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -177,7 +181,7 @@ impl Service {
         let stored = store.load()?;
         let mut specs = Vec::with_capacity(settings.plugins.len() + stored.len());
         for (name, bytes, mode) in settings.plugins {
-            if stored.iter().any(|(n, _, _)| *n == name) {
+            if stored.iter().any(|s| s.name == name) {
                 continue; // deployed plugins win over configured ones: they are newer
             }
             let compiled = supervisor.compile(&bytes).await.map_err(|source| StartError::Plugin {
@@ -191,8 +195,18 @@ impl Service {
             });
         }
         let mut quarantined = BTreeMap::new();
-        for (name, bytes, mode) in stored {
-            match supervisor.compile(&bytes).await {
+        for Stored {
+            name,
+            mode,
+            bytes,
+            damage,
+        } in stored
+        {
+            let compiled = match damage {
+                Some(damage) => Err(damage),
+                None => supervisor.compile(&bytes).await.map_err(|e| e.to_string()),
+            };
+            match compiled {
                 Ok(compiled) => specs.push(PluginSpec {
                     name,
                     mode,
@@ -204,7 +218,7 @@ impl Service {
                         mode,
                         sha256: crate::sandbox::sha256(&bytes),
                         size: bytes.len(),
-                        reason: e.to_string(),
+                        reason: e,
                     };
                     quarantined.insert(name, entry);
                 }
@@ -219,6 +233,7 @@ impl Service {
             store,
             configured_modes,
             quarantined: Mutex::new(quarantined),
+            changes: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -360,8 +375,13 @@ impl Service {
             .or_else(|| self.configured_modes.get(name.as_str()).copied())
             .unwrap_or_default();
         let compiled = self.supervisor.compile(&bytes).await?;
-        // Persist first: a plugin that is live survives a restart.
-        self.store.save(&name, &bytes, mode)?;
+        let _changing = self.changes.lock().await;
+        // Persist first: a plugin that is live survives a restart. The
+        // fsyncs run off the async threads.
+        let store = self.store.clone();
+        let file = name.to_string();
+        let saved = tokio::task::spawn_blocking(move || store.save(&file, &bytes, mode)).await;
+        saved.unwrap_or_else(|e| Err(self.store.failed(std::io::Error::other(e))))?;
         self.quarantined().remove(name.as_str());
         self.supervisor
             .install(PluginSpec {
@@ -376,6 +396,7 @@ impl Service {
     /// Removes a plugin from the store, then from every worker (or from the
     /// quarantine).
     pub async fn remove(&self, name: &str) -> Result<(), RemoveError> {
+        let _changing = self.changes.lock().await;
         if !self.supervisor.has_plugin(name) {
             if self.quarantined().contains_key(name) {
                 self.store.remove(name)?;

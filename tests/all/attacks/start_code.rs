@@ -108,11 +108,14 @@ async fn a_stored_plugin_that_cannot_be_served_is_quarantined_and_the_boot_goes_
         .await
         .unwrap();
     host.stop().await;
-    // Its stored bytes are damaged while the host is down.
-    let stored = store.path().join("doomed.wasm");
-    let mut bytes = std::fs::read(&stored).unwrap();
+    // While the host is down, a well-formed store file is made to hold a
+    // component that no longer compiles (as a host upgrade might make it).
+    let mut bytes = crate::isolation::guest("echo");
     bytes.truncate(bytes.len() / 3);
-    std::fs::write(&stored, &bytes).unwrap();
+    bulkhead::service::PluginStore::open(store.path())
+        .unwrap()
+        .save("doomed", &bytes, InstanceMode::PerRequest)
+        .unwrap();
 
     let host = Host::start(options()).await;
     let quarantine = host.service.quarantine();

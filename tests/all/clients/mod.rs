@@ -5,6 +5,7 @@ mod connections;
 mod labels;
 mod refused;
 mod shutdown;
+mod store;
 mod trust;
 
 use std::io::{Read, Write};

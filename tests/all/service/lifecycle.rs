@@ -82,8 +82,10 @@ fn a_damaged_stored_plugin_is_listed_quarantined_and_the_host_serves_the_rest() 
         assert_eq!(server.call("PUT", "/v1/plugins/doomed", &[], &echo).status, 201);
         assert!(server.terminate().0.success());
     }
-    let stored = dir.path().join("data/.plugins/doomed.wasm");
-    std::fs::write(&stored, &echo[..echo.len() / 3]).unwrap();
+    // Truncated on disk while the host is down.
+    let stored = dir.path().join("data/.plugins/doomed.plugin");
+    let data = std::fs::read(&stored).unwrap();
+    std::fs::write(&stored, &data[..data.len() / 3]).unwrap();
     let server = Server::start_in(dir.path(), &text, &[]);
     let list = server.call("GET", "/v1/plugins", &[], b"").json();
     let doomed = list
@@ -96,7 +98,7 @@ fn a_damaged_stored_plugin_is_listed_quarantined_and_the_host_serves_the_rest() 
         doomed["quarantined"]
             .as_str()
             .unwrap()
-            .contains("not a valid component"),
+            .contains("the stored file is damaged"),
         "{doomed}"
     );
     let json = server
