@@ -50,6 +50,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
     authenticate(&state.tokens, &headers)?.require_metrics()?;
     let (idle, assigned) = state.service.workers();
     state.metrics.set_workers(idle, assigned);
+    state.procmgr_metrics.expire();
     let text = state.metrics.render(&[state.procmgr_metrics.registry()]);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

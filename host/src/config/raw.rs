@@ -77,6 +77,7 @@ pub(crate) struct RawIsolation {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawProcmgr {
+    pub(crate) series_retention: Option<DurationValue>,
     pub(crate) resync_interval: Option<DurationValue>,
     pub(crate) backoff_period: Option<DurationValue>,
     pub(crate) metrics_namespace: Option<String>,

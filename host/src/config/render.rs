@@ -55,6 +55,7 @@ impl Config {
                 ("resync_interval", format_duration(p.resync_interval).into()),
                 ("backoff_period", format_duration(p.backoff_period).into()),
                 ("metrics_namespace", p.metrics_namespace.clone().into()),
+                ("series_retention", format_duration(p.series_retention).into()),
             ]),
         );
 

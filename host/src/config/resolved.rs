@@ -298,9 +298,20 @@ pub struct ProcmgrConfig {
     /// ...). Default `procmgr`; must match `[a-zA-Z_][a-zA-Z0-9_]*` (a valid
     /// Prometheus name), at most [`Self::METRICS_NAMESPACE_MAX_LEN`] long.
     pub metrics_namespace: String,
+    /// How long the series of a purged process stay on `/metrics`, so that
+    /// a scrape sees its termination, last errors and restarts. Default 5m,
+    /// at most [`Self::SERIES_RETENTION_CEILING`]; `0s` removes them at the
+    /// purge. At most [`crate::procmgr::MAX_RETAINED`] purged processes are
+    /// retained at once (oldest dropped first), so churn cannot grow
+    /// `/metrics` without bound.
+    pub series_retention: Duration,
 }
 
 impl ProcmgrConfig {
+    /// 5 minutes: twenty scrapes at the usual 15 s.
+    pub const DEFAULT_SERIES_RETENTION: Duration = Duration::from_secs(300);
+    /// A day.
+    pub const SERIES_RETENTION_CEILING: Duration = Duration::from_secs(24 * 3600);
     /// procmgr's own default (30 s).
     pub const DEFAULT_RESYNC_INTERVAL: Duration = crate::procmgr::DEFAULT_RESYNC_INTERVAL;
     /// 100 ms: shorter turns health checking into a busy loop.
@@ -323,6 +334,7 @@ impl Default for ProcmgrConfig {
             resync_interval: Self::DEFAULT_RESYNC_INTERVAL,
             backoff_period: Self::DEFAULT_BACKOFF_PERIOD,
             metrics_namespace: Self::DEFAULT_METRICS_NAMESPACE.to_owned(),
+            series_retention: Self::DEFAULT_SERIES_RETENTION,
         }
     }
 }

@@ -228,6 +228,12 @@ impl Check<'_> {
                 ProcmgrConfig::BACKOFF_PERIOD_CEILING,
             )?,
             metrics_namespace,
+            series_retention: self.duration(
+                &["procmgr", "series_retention"],
+                raw.series_retention.map_or(d.series_retention, |v| v.0),
+                Duration::ZERO,
+                ProcmgrConfig::SERIES_RETENTION_CEILING,
+            )?,
         })
     }
 

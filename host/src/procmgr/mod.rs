@@ -65,7 +65,7 @@ pub use metrics::{FailurePhase, MetricsCollector, NoopMetrics};
 pub use options::{
     DEFAULT_BACKOFF_PERIOD, DEFAULT_GRACE_PERIOD, DEFAULT_RESYNC_INTERVAL, DEFAULT_STABLE_UPTIME, ProcessManagerOptions,
 };
-pub use prometheus::{DEFAULT_NAMESPACE, PrometheusMetrics};
+pub use prometheus::{DEFAULT_NAMESPACE, MAX_RETAINED, PrometheusMetrics};
 pub use queue::{Pop, WorkQueue};
 pub use syncer::{Managed, ProcessSyncer, SyncContext, SyncOutcome, TerminatingContext};
 pub use types::{ProcessId, ProcessState, ProcessStatus, ProcessUpdate, UpdateType};

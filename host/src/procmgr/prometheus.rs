@@ -1,8 +1,17 @@
 //! The Prometheus metrics collector: the nine procmgr series (names, HELP
 //! texts, labels and buckets fixed by the contract) in a registry of its own
 //! that the host merges into `/metrics`.
+//!
+//! A purged process's series stay for the collector's retention (so that a
+//! scrape can see its termination and last errors), at most
+//! [`MAX_RETAINED`] processes at once (oldest dropped first), then go. An id
+//! that is created again before that keeps its series.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use prometheus::{CounterVec, Gauge, HistogramOpts, HistogramVec, Opts, Registry};
 
@@ -18,10 +27,25 @@ const DURATION_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
 /// Buckets of the backoff duration histogram (seconds).
 const BACKOFF_BUCKETS: [f64; 8] = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
 
+/// The most purged processes whose series are retained at once.
+pub const MAX_RETAINED: usize = 1000;
+
+/// Purged processes whose series are kept for a while.
+#[derive(Debug, Default)]
+struct Retained {
+    /// Oldest first: when each was purged, and the purge's number.
+    queue: VecDeque<(Instant, ProcessId, u64)>,
+    /// The latest purge of each id still retained (absent once revived).
+    latest: HashMap<ProcessId, u64>,
+    purges: u64,
+}
+
 /// Records procmgr metrics in a Prometheus registry of its own.
 #[derive(Debug, Clone)]
 pub struct PrometheusMetrics {
     registry: Registry,
+    retention: Duration,
+    retained: Arc<Mutex<Retained>>,
     state_transitions: CounterVec,
     sync_duration: HistogramVec,
     termination_duration: HistogramVec,
@@ -57,6 +81,8 @@ impl PrometheusMetrics {
         };
         let me = Self {
             registry: Registry::new(),
+            retention: Duration::ZERO,
+            retained: Arc::default(),
             state_transitions: counter(
                 "process_state_transitions_total",
                 "Total number of process state transitions",
@@ -117,9 +143,69 @@ impl PrometheusMetrics {
         Ok(me)
     }
 
+    /// Keeps a purged process's series for `retention` (zero removes them
+    /// at the purge).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// The registry holding the nine series (to gather or merge elsewhere).
+    /// Call [`Self::expire`] before gathering it.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Removes the series of processes purged longer than the retention ago.
+    pub fn expire(&self) {
+        let now = Instant::now();
+        let mut retained = self.retained();
+        while let Some((at, _, _)) = retained.queue.front()
+            && now.duration_since(*at) >= self.retention
+        {
+            self.drop_oldest(&mut retained);
+        }
+    }
+
+    fn retained(&self) -> std::sync::MutexGuard<'_, Retained> {
+        self.retained.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn drop_oldest(&self, retained: &mut Retained) {
+        if let Some((_, id, purge)) = retained.queue.pop_front()
+            && retained.latest.get(&id) == Some(&purge)
+        {
+            retained.latest.remove(&id);
+            self.remove_series(&id);
+        }
+    }
+
+    fn remove_series(&self, id: &ProcessId) {
+        // Removing a series that was never created fails harmlessly, so try
+        // every label combination the process could have used.
+        let id = id.as_str();
+        for from in ProcessState::ALL {
+            for to in ProcessState::ALL {
+                let _ = self
+                    .state_transitions
+                    .remove_label_values(&[id, from.as_str(), to.as_str()]);
+            }
+        }
+        for update_type in UpdateType::ALL {
+            for status in ["success", "error"] {
+                let _ = self
+                    .sync_duration
+                    .remove_label_values(&[id, update_type.as_str(), status]);
+            }
+        }
+        for kind in FailurePhase::ALL {
+            let _ = self.errors.remove_label_values(&[id, kind.as_str()]);
+        }
+        let _ = self.termination_duration.remove_label_values(&[id]);
+        let _ = self.restarts.remove_label_values(&[id]);
+        let _ = self.queue_adds.remove_label_values(&[id]);
+        let _ = self.queue_retries.remove_label_values(&[id]);
+        let _ = self.backoff_duration.remove_label_values(&[id]);
     }
 
     /// Gather the current values of every series.
@@ -130,6 +216,10 @@ impl PrometheusMetrics {
 
 impl MetricsCollector for PrometheusMetrics {
     fn process_state_transition(&self, id: &ProcessId, from: ProcessState, to: ProcessState) {
+        if from == ProcessState::Starting && self.retention > Duration::ZERO {
+            // Created again: its series are live again.
+            self.retained().latest.remove(id);
+        }
         self.state_transitions
             .with_label_values(&[id.as_str(), from.as_str(), to.as_str()])
             .inc();
@@ -175,30 +265,19 @@ impl MetricsCollector for PrometheusMetrics {
     }
 
     fn process_purged(&self, id: &ProcessId) {
-        // Removing a series that was never created fails harmlessly, so try
-        // every label combination the process could have used.
-        let id = id.as_str();
-        for from in ProcessState::ALL {
-            for to in ProcessState::ALL {
-                let _ = self
-                    .state_transitions
-                    .remove_label_values(&[id, from.as_str(), to.as_str()]);
-            }
+        if self.retention.is_zero() {
+            self.remove_series(id);
+            return;
         }
-        for update_type in UpdateType::ALL {
-            for status in ["success", "error"] {
-                let _ = self
-                    .sync_duration
-                    .remove_label_values(&[id, update_type.as_str(), status]);
-            }
+        let mut retained = self.retained();
+        retained.purges += 1;
+        let purge = retained.purges;
+        retained.queue.push_back((Instant::now(), id.clone(), purge));
+        retained.latest.insert(id.clone(), purge);
+        while retained.queue.len() > MAX_RETAINED {
+            self.drop_oldest(&mut retained);
         }
-        for kind in FailurePhase::ALL {
-            let _ = self.errors.remove_label_values(&[id, kind.as_str()]);
-        }
-        let _ = self.termination_duration.remove_label_values(&[id]);
-        let _ = self.restarts.remove_label_values(&[id]);
-        let _ = self.queue_adds.remove_label_values(&[id]);
-        let _ = self.queue_retries.remove_label_values(&[id]);
-        let _ = self.backoff_duration.remove_label_values(&[id]);
+        drop(retained);
+        self.expire();
     }
 }

@@ -116,7 +116,9 @@ pub fn sandbox_config(config: &Config) -> SandboxConfig {
 /// executable when `None`).
 pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<Running, BuildError> {
     let metrics = HostMetrics::new()?;
-    let procmgr_metrics = Arc::new(PrometheusMetrics::new(&config.procmgr.metrics_namespace)?);
+    let procmgr_metrics = Arc::new(
+        PrometheusMetrics::new(&config.procmgr.metrics_namespace)?.with_retention(config.procmgr.series_retention),
+    );
     let on_exit: ExitHook = {
         let metrics = metrics.clone();
         Arc::new(move |event| metrics.worker_exit(event))

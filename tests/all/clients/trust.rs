@@ -2,7 +2,6 @@
 //! loopback address (no DNS rebinding); with auth on, `/metrics` needs the
 //! admin or the metrics token, and a tenant sees only its own plugins.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bulkhead::ErrorKind;
@@ -187,5 +186,37 @@ scrape_configs:
         "prometheus: bulkhead up with the token; without it: {}",
         refused["lastError"]
     );
-    let _ = std::io::stderr().flush();
+
+    // A process terminated (and purged) right away is still seen by the
+    // next scrape: its series outlive it by procmgr.series_retention.
+    let admin = [("authorization", "Bearer admin-secret")];
+    let mut call = admin.to_vec();
+    call.push(("x-bulkhead-namespace", "reaped"));
+    assert_eq!(server.call("POST", "/v1/invoke/echo", &call, b"x").status, 200);
+    let reaped = server.call("DELETE", "/v1/processes/ns:reaped?grace=1", &admin, b"");
+    assert_eq!(reaped.status, 200, "{}", reaped.text());
+    let query = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=\
+         procmgr_process_termination_duration_seconds_count%7Bprocess_id%3D%22ns%3Areaped%22%7D"
+    );
+    let started = Instant::now();
+    let seen = loop {
+        if let Ok(reply) = crate::service::try_request("GET", &query, &[], b"")
+            && let Some(sample) = reply.json()["data"]["result"]
+                .as_array()
+                .and_then(|r| r.first().cloned())
+        {
+            break sample;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "prometheus never saw the termination"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(seen["value"][1], "1", "{seen}");
+    eprintln!(
+        "prometheus saw the termination of a purged process {:?} after it",
+        started.elapsed()
+    );
 }

@@ -84,3 +84,47 @@ fn metrics_parse_and_move_with_calls_faults_and_restarts() {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
     }
 }
+
+#[test]
+fn a_terminated_process_keeps_its_series_for_the_retention_then_they_go() {
+    let dir = scratch();
+    let server = Server::start(&config(dir.path(), ""), &[("BULKHEAD_PROCMGR__SERIES_RETENTION", "3s")]);
+    assert_eq!(server.invoke("t2", "echo", "x").status, 200);
+    let terminated = std::time::Instant::now();
+    assert_eq!(
+        server.call("DELETE", "/v1/processes/ns:t2?grace=1", &[], b"").status,
+        200
+    );
+    assert_eq!(
+        server.call("GET", "/v1/processes/ns:t2", &[], b"").status,
+        404,
+        "purged"
+    );
+    let m = scrape(&server);
+    assert_eq!(
+        get(
+            &m,
+            "procmgr_process_termination_duration_seconds_count{process_id=ns:t2}"
+        ),
+        1.0
+    );
+    for (from, to) in [("Terminating", "Terminated"), ("Terminated", "Finished")] {
+        let key =
+            format!("procmgr_process_state_transitions_total{{from_state={from},process_id=ns:t2,to_state={to}}}");
+        assert_eq!(get(&m, &key), 1.0, "{key}");
+    }
+    // Gone after the retention (asked every 100 ms, bounded).
+    let gone = loop {
+        let text = server.call("GET", "/metrics", &[], b"").text();
+        if !text.contains(r#"process_id="ns:t2""#) {
+            break terminated.elapsed();
+        }
+        assert!(
+            terminated.elapsed() < std::time::Duration::from_secs(30),
+            "the series never went"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    eprintln!("series of a terminated process gone {gone:?} after the terminate (retention 3s)");
+    assert!(gone >= std::time::Duration::from_millis(2500), "{gone:?}");
+}

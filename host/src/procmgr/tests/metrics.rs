@@ -7,8 +7,8 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::procmgr::testing::{Event, Hook, Step, manager_with, recorded_manager, wait_state};
 use crate::procmgr::{
-    FailurePhase, MetricsCollector, ProcessId, ProcessManagerOptions, ProcessState, ProcessUpdate, ProcmgrError,
-    PrometheusMetrics, UpdateType,
+    FailurePhase, MAX_RETAINED, MetricsCollector, ProcessId, ProcessManagerOptions, ProcessState, ProcessUpdate,
+    ProcmgrError, PrometheusMetrics, UpdateType,
 };
 
 /// The text exposition of `metrics`.
@@ -247,4 +247,111 @@ async fn purged_process_loses_its_series() {
     assert!(after.contains(
         r#"procmgr_process_state_transitions_total{from_state="Starting",process_id="kept",to_state="Syncing"} 1"#
     ));
+}
+
+/// Creates `id`, waits until it syncs, terminates it and waits until it is
+/// Finished.
+async fn run_and_finish(pm: &crate::procmgr::testing::Manager, id: &str) {
+    let _ = pm.update_process(ProcessUpdate::create(id, "c".into()));
+    wait_state(pm, id, ProcessState::Syncing).await;
+    let _ = pm.update_process(ProcessUpdate::terminate(id));
+    wait_state(pm, id, ProcessState::Finished).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_purged_process_keeps_its_series_for_the_retention_then_loses_them() {
+    let retention = Duration::from_secs(60);
+    let metrics = Arc::new(
+        PrometheusMetrics::new("procmgr")
+            .expect("metrics")
+            .with_retention(retention),
+    );
+    let pm = manager_with(ProcessManagerOptions::default().with_metrics(metrics.clone()));
+    run_and_finish(&pm, "gone").await;
+    let _ = pm.sync_known_processes(Vec::<&str>::new());
+    assert!(pm.process_status("gone").is_none(), "purged");
+    let kept = exposition(&metrics);
+    for line in [
+        r#"procmgr_process_termination_duration_seconds_count{process_id="gone"} 1"#,
+        r#"procmgr_process_state_transitions_total{from_state="Terminating",process_id="gone",to_state="Terminated"} 1"#,
+        r#"procmgr_process_state_transitions_total{from_state="Terminated",process_id="gone",to_state="Finished"} 1"#,
+    ] {
+        assert!(kept.contains(line), "{line} missing:\n{kept}");
+    }
+    tokio::time::advance(retention - Duration::from_secs(1)).await;
+    metrics.expire();
+    assert!(
+        exposition(&metrics).contains(r#"process_id="gone""#),
+        "still within the retention"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    metrics.expire();
+    assert!(!exposition(&metrics).contains(r#"process_id="gone""#));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_id_created_again_within_the_retention_keeps_its_series() {
+    let retention = Duration::from_secs(60);
+    let metrics = Arc::new(
+        PrometheusMetrics::new("procmgr")
+            .expect("metrics")
+            .with_retention(retention),
+    );
+    let pm = manager_with(ProcessManagerOptions::default().with_metrics(metrics.clone()));
+    run_and_finish(&pm, "again").await;
+    let _ = pm.sync_known_processes(Vec::<&str>::new());
+    let _ = pm.update_process(ProcessUpdate::create("again", "c".into()));
+    wait_state(&pm, "again", ProcessState::Syncing).await;
+    tokio::time::advance(retention * 2).await;
+    metrics.expire();
+    let text = exposition(&metrics);
+    assert!(
+        text.contains(
+            r#"procmgr_process_state_transitions_total{from_state="Starting",process_id="again",to_state="Syncing"} 2"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn churn_cannot_grow_the_retained_series_past_the_bound() {
+    let metrics = Arc::new(
+        PrometheusMetrics::new("procmgr")
+            .expect("metrics")
+            .with_retention(Duration::from_secs(3600)),
+    );
+    let pm = manager_with(ProcessManagerOptions::default().with_metrics(metrics.clone()));
+    let churned = 5000;
+    let mut largest = 0;
+    for batch in 0..churned / 100 {
+        let ids: Vec<String> = (0..100).map(|i| format!("session:s{batch}-{i}")).collect();
+        for id in &ids {
+            let _ = pm.update_process(ProcessUpdate::create(id.as_str(), "c".into()));
+        }
+        for id in &ids {
+            wait_state(&pm, id, ProcessState::Syncing).await;
+            let _ = pm.update_process(ProcessUpdate::terminate(id.as_str()));
+        }
+        for id in &ids {
+            wait_state(&pm, id, ProcessState::Finished).await;
+        }
+        let _ = pm.sync_known_processes(Vec::<&str>::new());
+        largest = largest.max(exposition(&metrics).len());
+    }
+    let text = exposition(&metrics);
+    let ids: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.split("process_id=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        MAX_RETAINED,
+        "the newest {MAX_RETAINED} of {churned} are retained"
+    );
+    assert!(ids.contains(format!("session:s{}-99", churned / 100 - 1).as_str()));
+    assert!(!ids.contains("session:s0-0"), "the oldest went first");
+    // What one retained process costs on /metrics, times the bound.
+    let per_process = largest / MAX_RETAINED + 1;
+    eprintln!("{churned} churned: at most {largest} bytes of procmgr series ({per_process} per retained process)");
+    assert!(largest <= MAX_RETAINED * 4096, "{largest}");
 }
