@@ -48,6 +48,7 @@ impl LocalHost {
             listener,
             router(state),
             limits,
+            None,
             metrics,
             std::future::pending(),
         ));

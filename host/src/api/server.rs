@@ -10,6 +10,10 @@
 //! `write_timeout` cuts the connection. The phase moves on events (bytes
 //! read, a request begun, its answer written), never by polling.
 //!
+//! With `[server.tls]`, each connection first completes a TLS handshake
+//! (rustls, within `header_read_timeout`); a client that speaks plain HTTP
+//! to the TLS port is cut at the handshake.
+//!
 //! A request refused before its body was read (a bad token, a body over
 //! the limit) still has its body read and discarded, up to [`DRAIN_LIMIT`]
 //! bytes for at most [`DRAIN_TIME`], so that a client that sends the whole
@@ -38,7 +42,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::config::HttpLimits;
+use tokio_rustls::rustls;
+
+use crate::config::{HttpLimits, TlsFiles};
 use crate::metrics::HostMetrics;
 
 /// The most of a refused request's body that is read and thrown away.
@@ -75,6 +81,7 @@ pub(crate) enum CloseReason {
     HeaderTimeout,
     WriteTimeout,
     Shutdown,
+    TlsHandshake,
 }
 
 impl CloseReason {
@@ -84,20 +91,48 @@ impl CloseReason {
             Self::HeaderTimeout => "header_timeout",
             Self::WriteTimeout => "write_timeout",
             Self::Shutdown => "shutdown",
+            Self::TlsHandshake => "tls_handshake",
         }
     }
 }
 
-/// Serves `app` on `listener` under `limits` until `shutdown` resolves;
-/// then stops accepting, lets requests in flight finish for
-/// `shutdown_timeout`, cuts every connection left and returns.
+/// The rustls configuration of `files`: the certificate chain and its key,
+/// HTTP/1.1 by ALPN. Errors say which file is wrong and why.
+pub(crate) fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = files.cert.display();
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("cannot read the certificate {cert}: {e}"))?;
+    if chain.is_empty() {
+        return Err(format!("{cert} holds no PEM certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("{cert} and {} do not make a TLS identity: {e}", files.key.display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves `app` on `listener` under `limits` (over TLS with `tls`) until
+/// `shutdown` resolves; then stops accepting, lets requests in flight
+/// finish for `shutdown_timeout`, cuts every connection left and returns.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     metrics: HostMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let limits = Arc::new(limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
     let tracker = TaskTracker::new();
@@ -142,8 +177,12 @@ pub(crate) async fn serve(
             graceful: graceful.clone(),
             cut: cut.clone(),
         };
+        let tls = tls.clone();
         tracker.spawn(async move {
-            connection.run(stream, peer).await;
+            match tls {
+                None => connection.run(stream, peer).await,
+                Some(acceptor) => connection.handshake(&acceptor, stream, peer).await,
+            }
             drop(slot);
         });
     }
@@ -201,7 +240,28 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, peer: SocketAddr) {
+    /// Completes the TLS handshake within `header_read_timeout` (or before
+    /// a shutdown), then serves.
+    async fn handshake(self, acceptor: &tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
+        let handshake = tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(stream));
+        let shaken = tokio::select! {
+            shaken = handshake => shaken,
+            () = self.graceful.cancelled() => return,
+        };
+        match shaken {
+            Ok(Ok(stream)) => self.run(stream, peer).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                self.metrics.http_connection_closed(CloseReason::TlsHandshake.as_str());
+            }
+            Err(_) => self.metrics.http_connection_closed(CloseReason::TlsHandshake.as_str()),
+        }
+    }
+
+    async fn run<T>(self, stream: T, peer: SocketAddr)
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let activity = Arc::new(Activity::new());
         let _open = self.metrics.http_connection_opened();
         let service = {

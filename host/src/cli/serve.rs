@@ -91,6 +91,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             state.ready.store(true, Ordering::Relaxed);
         });
     }
+    let tls = match &state.config.server.tls {
+        Some(files) => Some(api::server::tls_config(files).map_err(|e| anyhow::anyhow!("server.tls: {e}"))?),
+        None => None,
+    };
     let app = api::router(Arc::clone(&state));
     let mut limits = state.config.server.http.clone();
     let reserve = api::server::descriptor_reserve(state.config.isolation.max_processes);
@@ -105,10 +109,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         limits.max_connections = lowered;
     }
     let drain = limits.shutdown_timeout;
-    eprintln!("listening on http://{address}");
+    let scheme = if state.config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    eprintln!("listening on {scheme}://{address}");
     // On a worker thread of the runtime, not on this one (`block_on`): the
     // accept loop then runs beside the connections it spawns.
-    let server = api::server::serve(listener, app, limits, state.metrics.clone(), shutdown_signal());
+    let server = api::server::serve(listener, app, limits, tls, state.metrics.clone(), shutdown_signal());
     if let Err(e) = tokio::spawn(server).await {
         tracing::error!("the HTTP server failed: {e}");
     }

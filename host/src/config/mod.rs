@@ -30,7 +30,7 @@ pub use self::error::{ConfigError, Origin};
 pub use self::load::{ENV_PREFIX, Overrides, process_env};
 pub use self::resolved::{
     AuthConfig, Config, DataConfig, HttpLimits, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig,
-    ProcmgrConfig, ServerConfig, TenantConfig, WorkerLimits,
+    ProcmgrConfig, ServerConfig, TenantConfig, TlsFiles, WorkerLimits,
 };
 pub(crate) use self::units::format_duration;
 pub use crate::compartment::IsolationLevel;

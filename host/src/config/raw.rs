@@ -61,6 +61,15 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_timeout: Option<DurationValue>,
     pub(crate) max_connections: Option<u32>,
     pub(crate) max_header_size: Option<SizeValue>,
+    pub(crate) tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    /// Relative to the directory of the file that set it.
+    pub(crate) cert: Option<RelativePathBuf>,
+    pub(crate) key: Option<RelativePathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

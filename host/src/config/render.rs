@@ -34,6 +34,14 @@ impl Config {
                 ("max_header_size", format_size(s.http.max_header_size).into()),
             ]),
         );
+        if let Some(tls) = &s.tls
+            && let Some(Value::Table(server)) = root.get_mut("server")
+        {
+            server.insert(
+                "tls".into(),
+                table([("cert", path(&tls.cert)), ("key", path(&tls.key))]),
+            );
+        }
 
         let i = &self.isolation;
         root.insert(

@@ -95,6 +95,18 @@ pub struct ServerConfig {
     pub name: String,
     /// How long clients may take, and how many may be connected.
     pub http: HttpLimits,
+    /// `[server.tls]`: serve HTTPS with this certificate; `None` serves
+    /// plain HTTP (behind a balancer that terminates TLS, or on loopback).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[server.tls]`: PEM files, checked to parse when the config is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `cert`: the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// `key`: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// The limits of the HTTP server (`[server]` keys): against clients that
@@ -187,6 +199,7 @@ impl Default for ServerConfig {
             max_plugin_size: Self::DEFAULT_MAX_PLUGIN_SIZE,
             name: Self::DEFAULT_NAME.to_owned(),
             http: HttpLimits::default(),
+            tls: None,
         }
     }
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use super::auth::TokenHash;
 use super::error::ConfigError;
 use super::load::Locator;
-use super::raw::{RawConfig, RawData, RawIsolation, RawLimits, RawPlugin, RawProcmgr, RawServer, RawTenant, RawWorker};
+use super::raw::{
+    RawConfig, RawData, RawIsolation, RawLimits, RawPlugin, RawProcmgr, RawServer, RawTenant, RawTls, RawWorker,
+};
 use super::resolved::{
     AuthConfig, Config, DataConfig, HttpLimits, IsolationConfig, Limits, PluginConfig, PluginSource, PoolConfig,
-    ProcmgrConfig, ServerConfig, TenantConfig, WorkerLimits, builtin_plugins,
+    ProcmgrConfig, ServerConfig, TenantConfig, TlsFiles, WorkerLimits, builtin_plugins,
 };
 use super::units::{DurationValue, format_duration, format_size};
 use crate::names::Namespace;
@@ -129,7 +131,29 @@ impl Check<'_> {
             )?,
             name,
             http: self.http(raw)?,
+            tls: raw.tls.as_ref().map(|tls| self.tls(tls)).transpose()?,
         })
+    }
+
+    fn tls(&self, raw: &RawTls) -> Result<TlsFiles, ConfigError> {
+        let file = |key: &str, path: &Option<figment::value::magic::RelativePathBuf>| {
+            let path = path
+                .as_ref()
+                .ok_or_else(|| self.locator.error(&["server", "tls"], format!("{key} is required")))?
+                .relative();
+            std::path::absolute(&path).map_err(|e| {
+                self.locator.error(
+                    &["server", "tls", key],
+                    format!("{:?} is not a usable path: {e}", path.display()),
+                )
+            })
+        };
+        let files = TlsFiles {
+            cert: file("cert", &raw.cert)?,
+            key: file("key", &raw.key)?,
+        };
+        crate::api::server::tls_config(&files).map_err(|e| self.locator.error(&["server", "tls"], e))?;
+        Ok(files)
     }
 
     fn http(&self, raw: &RawServer) -> Result<HttpLimits, ConfigError> {

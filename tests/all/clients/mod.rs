@@ -6,6 +6,7 @@ mod labels;
 mod refused;
 mod shutdown;
 mod store;
+mod tls;
 mod trust;
 
 use std::io::{Read, Write};
@@ -16,7 +17,11 @@ use crate::service::Server;
 
 /// `127.0.0.1:PORT` of `server`.
 pub(crate) fn address(server: &Server) -> String {
-    server.url.trim_start_matches("http://").to_owned()
+    let url = &server.url;
+    url.strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url)
+        .to_owned()
 }
 
 /// A raw connection that has sent `prefix` and then nothing more.
