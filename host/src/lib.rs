@@ -37,6 +37,8 @@ pub mod cli;
 pub mod compartment;
 pub mod config;
 pub mod error_kind;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod ipc;
 pub mod isolation;
 pub mod local;
