@@ -39,7 +39,14 @@ pub(crate) struct Cgroups {
     warned: AtomicBool,
 }
 
-/// One worker's cgroup; removed on drop (once the worker is gone).
+/// How many times [`WorkerCgroup::kill_all`] reads the cgroup's members and
+/// kills them: each round kills everything then present (a SIGKILLed task
+/// forks no more), so only what was forked during a round remains for the
+/// next, and `pids.max` bounds that.
+const KILL_ROUNDS: usize = 1000;
+
+/// One worker's cgroup; everything in it is killed and the cgroup removed
+/// on drop (once the worker is gone).
 #[derive(Debug)]
 pub(crate) struct WorkerCgroup {
     dirs: Vec<PathBuf>,
@@ -270,6 +277,38 @@ impl WorkerCgroup {
         })
     }
 
+    /// Kills every process left in the cgroup: what the worker forked (only
+    /// an escaped guest can fork), even if it ignores SIGTERM, double-forked
+    /// or left the session. cgroup v2 has `cgroup.kill`; with v1 every
+    /// member of the pids cgroup is SIGKILLed, round after round, until
+    /// none is left. Returns how many were killed.
+    pub(crate) fn kill_all(&self) -> usize {
+        let Some(members) = self.dirs.last().map(|dir| dir.join("cgroup.procs")) else {
+            return 0;
+        };
+        if self.homes.is_none() {
+            let _ = write(&self.dirs[0], "cgroup.kill", "1");
+        }
+        let mut killed = 0;
+        for _ in 0..KILL_ROUNDS {
+            let Ok(text) = std::fs::read_to_string(&members) else {
+                return killed; // the cgroup is gone
+            };
+            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if pids.is_empty() {
+                return killed;
+            }
+            for pid in pids.into_iter().filter_map(rustix::process::Pid::from_raw) {
+                if rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok() {
+                    killed += 1;
+                }
+            }
+            std::thread::yield_now();
+        }
+        tracing::warn!(cgroup = %members.display(), "processes still in a worker's cgroup after {KILL_ROUNDS} rounds of kills");
+        killed
+    }
+
     fn remove(&self) {
         for dir in &self.dirs {
             if let Err(e) = std::fs::remove_dir(dir)
@@ -283,6 +322,7 @@ impl WorkerCgroup {
 
 impl Drop for WorkerCgroup {
     fn drop(&mut self) {
+        self.kill_all();
         self.remove();
     }
 }

@@ -334,6 +334,17 @@ impl WorkerHandle {
     /// Waits for the process to be gone and says why it went.
     pub(crate) async fn exit(&self) -> WorkerExit {
         let status = self.process.exited().await;
+        // Nothing the worker forked outlives it.
+        if let Some(cgroup) = &self.cgroup {
+            let killed = cgroup.kill_all();
+            if killed > 0 {
+                tracing::warn!(
+                    pid = self.pid(),
+                    killed,
+                    "killed processes the worker left in its cgroup"
+                );
+            }
+        }
         let reason = if self.cgroup.as_ref().is_some_and(WorkerCgroup::oom_killed) {
             ExitReason::Oom
         } else if self.process.was_killed() {

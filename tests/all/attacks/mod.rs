@@ -5,6 +5,7 @@
 
 mod compile_bomb;
 mod connection;
+mod forked;
 mod host_memory;
 mod logs;
 mod quotas;

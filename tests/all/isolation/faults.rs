@@ -120,7 +120,7 @@ async fn a_worker_that_keeps_crashing_is_backed_off_longer_each_time_and_recover
     host.stop().await;
 }
 
-pub(super) fn cgroups_writable() -> bool {
+pub(crate) fn cgroups_writable() -> bool {
     let probe = std::path::Path::new("/sys/fs/cgroup/memory");
     let dir = probe.join(format!("bulkhead-probe-{}", std::process::id()));
     let ok = std::fs::create_dir(&dir).is_ok();

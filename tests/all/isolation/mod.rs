@@ -3,7 +3,7 @@
 //! and process hygiene.
 
 mod admission;
-mod faults;
+pub(crate) mod faults;
 mod hygiene;
 mod plugins;
 mod routing;
