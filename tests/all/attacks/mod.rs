@@ -5,7 +5,7 @@
 
 mod compile_bomb;
 mod connection;
-mod forked;
+mod escaped;
 mod host_memory;
 mod logs;
 mod quotas;

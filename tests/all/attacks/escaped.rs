@@ -1,6 +1,8 @@
-//! What an escaped guest forks dies with its worker: a process in the
-//! worker's cgroup that ignores SIGTERM, double-forks and leaves its session
-//! is gone after `terminate` and after the host's shutdown.
+//! What a guest that escaped wasmtime would find in its worker: what it
+//! forks dies with the worker (a process in the worker's cgroup that
+//! ignores SIGTERM, double-forks and leaves its session is gone after
+//! `terminate` and after the host's shutdown); no descriptor the host
+//! inherited by mistake; no way to gain privileges by exec.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -118,4 +120,35 @@ async fn processes_forked_in_a_workers_cgroup_die_with_it_at_terminate_and_at_sh
     for &pid in &forked.pids {
         assert!(hygiene_wait_gone(pid).await, "{pid} outlived the host's shutdown");
     }
+}
+
+/// Where each descriptor of `pid` points.
+fn descriptors(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+#[test]
+fn a_worker_keeps_no_inherited_descriptor_and_can_gain_no_privilege() {
+    let dir = scratch();
+    // A descriptor the host inherits by mistake (no close-on-exec).
+    let marker = dir.path().join("leaked-descriptor");
+    let leaked = std::fs::File::create(&marker).unwrap();
+    rustix::io::fcntl_setfd(&leaked, rustix::io::FdFlags::empty()).unwrap();
+    let server = Server::start(&config(dir.path(), ""), &[]);
+    let marker = marker.display().to_string();
+    assert!(
+        descriptors(server.pid()).contains(&marker),
+        "the host inherited the descriptor (the positive control)"
+    );
+    assert_eq!(server.invoke("tenant-a", "echo", "x").status, 200);
+    let worker = server.worker_pids_of("ns:tenant-a");
+    let fds = descriptors(worker);
+    assert!(!fds.contains(&marker), "the worker kept it: {fds:?}");
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    drop(leaked);
 }
