@@ -11,21 +11,34 @@ use crate::isolation::{hygiene_wait_gone, is_running};
 use crate::service::{Server, config, scratch};
 
 /// Waits for a line on stdin, then forks a child that forks a grandchild
-/// (which leaves the session); each ignores SIGTERM and prints its pid.
+/// (which leaves the session); each ignores SIGTERM and records its pid in
+/// a file of the directory `argv[1]`. Prints `ready` once all three have.
 const FORKER: &str = r#"
 import os, signal, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+out = sys.argv[1]
+def record(role):
+    path = os.path.join(out, role)
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(path + ".tmp", path)
 sys.stdin.readline()
 if os.fork() == 0:
     if os.fork() == 0:
         os.setsid()
-        print(os.getpid(), flush=True)
+        record("grandchild")
         time.sleep(600)
         os._exit(0)
-    print(os.getpid(), flush=True)
+    record("child")
     time.sleep(600)
     os._exit(0)
-print(os.getpid(), flush=True)
+record("parent")
+deadline = time.time() + 30
+while not all(os.path.exists(os.path.join(out, r)) for r in ("child", "grandchild")):
+    if time.time() > deadline:
+        sys.exit("the children did not start")
+    time.sleep(0.01)
+print("ready", flush=True)
 time.sleep(600)
 "#;
 
@@ -52,10 +65,13 @@ impl Drop for Forked {
 /// Starts [`FORKER`] inside the cgroups of `worker` (v1: memory and pids)
 /// once all three of its processes run there.
 fn fork_inside(worker: u32) -> Forked {
+    let out = tempfile::tempdir().unwrap();
     let mut forker = Command::new("python3")
         .args(["-c", FORKER])
+        .arg(out.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let cgroups = std::fs::read_to_string(format!("/proc/{worker}/cgroup")).unwrap();
@@ -73,9 +89,17 @@ fn fork_inside(worker: u32) -> Forked {
     }
     assert_eq!(moved, 2, "the worker's cgroups: {cgroups}");
     forker.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
-    let mut lines = BufReader::new(forker.stdout.take().unwrap()).lines();
-    let pids: Vec<u32> = (0..3)
-        .map(|_| lines.next().unwrap().unwrap().trim().parse().unwrap())
+    let mut ready = String::new();
+    let _ = BufReader::new(forker.stdout.take().unwrap()).read_line(&mut ready);
+    if ready.trim() != "ready" {
+        let _ = forker.kill();
+        let mut stderr = String::new();
+        let _ = std::io::Read::read_to_string(forker.stderr.as_mut().unwrap(), &mut stderr);
+        panic!("the forker said {ready:?}: {stderr}");
+    }
+    let pids: Vec<u32> = ["parent", "child", "grandchild"]
+        .iter()
+        .map(|role| std::fs::read_to_string(out.path().join(role)).unwrap().parse().unwrap())
         .collect();
     let forked = Forked { forker, pids };
     assert!(forked.pids.iter().all(|&p| is_running(p)), "{:?}", forked.pids);
