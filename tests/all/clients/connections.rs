@@ -140,3 +140,25 @@ fn connections_over_the_cap_are_refused_at_once_and_counted() {
         "x"
     );
 }
+
+#[test]
+fn a_request_head_over_max_header_size_is_refused_with_431() {
+    let dir = scratch();
+    let server = Server::start(
+        &config(dir.path(), ""),
+        &[("BULKHEAD_SERVER__MAX_HEADER_SIZE", "16KiB")],
+    );
+    let address = address(&server);
+    // Exactly the limit and no end of the head: the host reads all of it
+    // (so the answer is not lost to a reset over unread bytes) and refuses.
+    let mut head = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nX-Big: ").into_bytes();
+    head.resize(16 << 10, b'h');
+    let mut stream = stalled(&address, &head);
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(30));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A head within the limit is served.
+    let fine = "f".repeat(8 << 10);
+    let reply = server.call("GET", "/healthz", &[("x-fine", fine.as_str())], b"");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
