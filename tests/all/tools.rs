@@ -47,20 +47,22 @@ pub(crate) fn python(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Runs an install step; its output when it fails.
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{command:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 fn make_venv(venv: &Path, python: &Path) -> Result<(), String> {
-    let run = |command: &mut Command| -> Result<(), String> {
-        let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{command:?} failed ({}):\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    };
     std::fs::create_dir_all(venv.parent().unwrap()).map_err(|e| e.to_string())?;
     if !python.exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
@@ -83,14 +85,6 @@ pub(crate) fn prometheus(test: &str) -> Option<PathBuf> {
     let fetched = (|| -> Result<(), String> {
         let download = tools_dir().join("prometheus-download");
         std::fs::create_dir_all(&download).map_err(|e| e.to_string())?;
-        let run = |command: &mut Command| -> Result<(), String> {
-            let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
-            }
-        };
         run(Command::new("apt-get")
             .args(["download", "prometheus"])
             .current_dir(&download))?;

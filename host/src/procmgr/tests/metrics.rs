@@ -258,15 +258,21 @@ async fn run_and_finish(pm: &crate::procmgr::testing::Manager, id: &str) {
     wait_state(pm, id, ProcessState::Finished).await;
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_purged_process_keeps_its_series_for_the_retention_then_loses_them() {
-    let retention = Duration::from_secs(60);
+/// A manager whose Prometheus collector keeps purged series for `retention`.
+fn retaining(retention: Duration) -> (Arc<PrometheusMetrics>, crate::procmgr::testing::Manager) {
     let metrics = Arc::new(
         PrometheusMetrics::new("procmgr")
             .expect("metrics")
             .with_retention(retention),
     );
     let pm = manager_with(ProcessManagerOptions::default().with_metrics(metrics.clone()));
+    (metrics, pm)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_purged_process_keeps_its_series_for_the_retention_then_loses_them() {
+    let retention = Duration::from_secs(60);
+    let (metrics, pm) = retaining(retention);
     run_and_finish(&pm, "gone").await;
     let _ = pm.sync_known_processes(Vec::<&str>::new());
     assert!(pm.process_status("gone").is_none(), "purged");
@@ -292,12 +298,7 @@ async fn a_purged_process_keeps_its_series_for_the_retention_then_loses_them() {
 #[tokio::test(start_paused = true)]
 async fn an_id_created_again_within_the_retention_keeps_its_series() {
     let retention = Duration::from_secs(60);
-    let metrics = Arc::new(
-        PrometheusMetrics::new("procmgr")
-            .expect("metrics")
-            .with_retention(retention),
-    );
-    let pm = manager_with(ProcessManagerOptions::default().with_metrics(metrics.clone()));
+    let (metrics, pm) = retaining(retention);
     run_and_finish(&pm, "again").await;
     let _ = pm.sync_known_processes(Vec::<&str>::new());
     let _ = pm.update_process(ProcessUpdate::create("again", "c".into()));
@@ -315,12 +316,7 @@ async fn an_id_created_again_within_the_retention_keeps_its_series() {
 
 #[tokio::test(start_paused = true)]
 async fn churn_cannot_grow_the_retained_series_past_the_bound() {
-    let metrics = Arc::new(
-        PrometheusMetrics::new("procmgr")
-            .expect("metrics")
-            .with_retention(Duration::from_secs(3600)),
-    );
-    let pm = manager_with(ProcessManagerOptions::default().with_metrics(metrics.clone()));
+    let (metrics, pm) = retaining(Duration::from_secs(3600));
     let churned = 5000;
     let mut largest = 0;
     for batch in 0..churned / 100 {
