@@ -41,6 +41,13 @@ pub struct TenantPolicy {
     pub max_processes: Option<usize>,
 }
 
+impl TenantPolicy {
+    /// Whether the tenant may call `plugin` (its `plugins` allow-list).
+    pub fn allows(&self, plugin: &str) -> bool {
+        self.plugins.as_ref().is_none_or(|allowed| allowed.contains(plugin))
+    }
+}
+
 /// The isolation manager's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IsolationSettings {

@@ -277,9 +277,7 @@ impl Service {
             }
             (None, _) => SessionId::default_session(),
         };
-        if let Some(allowed) = &policy.plugins
-            && !allowed.contains(plugin)
-        {
+        if !policy.allows(plugin) {
             let plugin = plugin.to_owned();
             return Err(refuse(InvokeFailure::PluginNotAllowed { plugin, namespace }, None));
         }
@@ -339,11 +337,7 @@ impl Service {
 
     /// Whether `namespace` may call `plugin` (its `plugins` allow-list).
     pub fn may_call(&self, namespace: &Namespace, plugin: &str) -> bool {
-        self.manager
-            .policy(namespace)
-            .plugins
-            .as_ref()
-            .is_none_or(|allowed| allowed.contains(plugin))
+        self.manager.policy(namespace).allows(plugin)
     }
 
     /// The plugins, by name.

@@ -30,9 +30,7 @@ fn policy(config: &Config, ns: &str) -> crate::isolation::TenantPolicy {
 
 /// Whether namespace `ns` may call `plugin` under `config`.
 fn allowed(config: &Config, ns: &str, plugin: &str) -> bool {
-    policy(config, ns)
-        .plugins
-        .is_none_or(|plugins| plugins.contains(plugin))
+    policy(config, ns).allows(plugin)
 }
 
 /// A config file in a fresh directory; the directory lives as long as the file.
