@@ -62,16 +62,11 @@ pub(super) async fn invoke(
     let started = std::time::Instant::now();
     let result = state.service.invoke(namespace, session, &plugin, body.to_vec()).await;
     let metrics = &state.metrics;
-    // Labels come from a bounded set: a name the URL made up is not one.
-    let label = if state.service.is_known_plugin(&plugin) {
-        plugin.as_str()
-    } else {
-        UNKNOWN_PLUGIN_LABEL
-    };
     match result {
         Ok(out) => {
-            metrics.request(out.level.as_str(), label, "ok", started.elapsed());
-            metrics.fuel(label, out.fuel_consumed);
+            // A call that ran named a plugin of the host.
+            metrics.request(out.level.as_str(), &plugin, "ok", started.elapsed());
+            metrics.fuel(&plugin, out.fuel_consumed);
             if let Some((source, took)) = out.cold_start {
                 metrics.cold_start(out.level.as_str(), source.as_str(), took);
             }
@@ -89,6 +84,12 @@ pub(super) async fn invoke(
             Ok(response)
         }
         Err(e) => {
+            // Labels come from a bounded set: a name the URL made up is not one.
+            let label = if state.service.is_known_plugin(&plugin) {
+                plugin.as_str()
+            } else {
+                UNKNOWN_PLUGIN_LABEL
+            };
             metrics.request(e.level.as_str(), label, e.kind().as_str(), started.elapsed());
             if let Some(rejection) = e.rejection() {
                 metrics.admission_rejected(rejection.as_str());
