@@ -76,12 +76,15 @@ pub(crate) struct HttpNeighbour {
 }
 
 impl HttpNeighbour {
-    /// Starts calling as namespace `ns`, with `headers` (a token) on each call.
+    /// Starts calling as namespace `ns`, with `headers` (a token) on each
+    /// call; returns once its first call is answered, so that it is calling
+    /// when the attack begins.
     pub(crate) fn start(server: &Server, ns: &str, headers: &[(&str, &str)]) -> Self {
         let url = format!("{}/v1/invoke/echo", server.url);
         let ns = ns.to_owned();
         let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (first, first_done) = std::sync::mpsc::channel();
         let thread = {
             let stop = std::sync::Arc::clone(&stop);
             let ns = ns.clone();
@@ -111,15 +114,23 @@ impl HttpNeighbour {
                     }
                     took.push(started.elapsed());
                     calls += 1;
+                    if calls == 1 {
+                        let _ = first.send(());
+                    }
                 }
                 (calls, errors, took)
             })
         };
-        Self {
+        let neighbour = Self {
             stop,
             thread: Some(thread),
             ns,
-        }
+        };
+        assert!(
+            first_done.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "the neighbour's first call got no answer in 60 s"
+        );
+        neighbour
     }
 
     /// Stops, then asserts that every call succeeded; prints calls and p99.

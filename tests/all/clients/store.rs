@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::HttpNeighbour;
 use crate::service::{Server, config, scratch, try_request};
 
 /// `(sha256, instance)` of `name` as listed, and whether it is quarantined.
@@ -24,6 +25,7 @@ fn concurrent_uploads_of_one_name_leave_one_whole_plugin_on_disk_and_in_memory()
     let server = Server::start_in(dir.path(), &text, &[]);
     let echo: &'static [u8] = std::fs::read(crate::sandbox::guest_path("echo")).unwrap().leak();
     let counter: &'static [u8] = std::fs::read(crate::sandbox::guest_path("counter")).unwrap().leak();
+    let neighbour = HttpNeighbour::start(&server, "bystander", &[]);
     let mut last = None;
     for round in 0..8 {
         let (a, b) = std::thread::scope(|s| {
@@ -50,6 +52,7 @@ fn concurrent_uploads_of_one_name_leave_one_whole_plugin_on_disk_and_in_memory()
         assert_eq!(reply.text(), expected, "round {round}: listed {now:?}");
         last = Some(now);
     }
+    neighbour.assert_untouched("racing uploads of one name");
     // What is on disk is what was in memory.
     assert!(server.terminate().0.success());
     let server = Server::start_in(dir.path(), &text, &[]);
