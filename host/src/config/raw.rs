@@ -117,6 +117,10 @@ pub(crate) struct RawWorker {
     pub(crate) open_files: Option<u32>,
     pub(crate) compile_memory_max: Option<SizeValue>,
     pub(crate) compile_timeout: Option<DurationValue>,
+    pub(crate) sandbox: Option<crate::worker::SandboxMode>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) max_file_size: Option<SizeValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -79,6 +79,10 @@ impl Config {
                 ("open_files", i64::from(w.open_files).into()),
                 ("compile_memory_max", format_size(w.compile_memory_max).into()),
                 ("compile_timeout", format_duration(w.compile_timeout).into()),
+                ("sandbox", w.sandbox.as_str().into()),
+                ("uid", i64::from(w.uid).into()),
+                ("gid", i64::from(w.gid).into()),
+                ("max_file_size", format_size(w.max_file_size).into()),
             ]),
         );
 

@@ -490,6 +490,20 @@ pub struct WorkerLimits {
     /// Against a malicious tenant: a compile bomb is stopped here with
     /// `invalid_plugin`.
     pub compile_timeout: Duration,
+    /// Addition to `CONTRACT.md`: `sandbox`, the OS sandbox around every
+    /// worker (`strict`, `best-effort` or `off`; default `best-effort`), see
+    /// `worker::jail`. Against an escaped guest: namespaces, an
+    /// unprivileged uid, Landlock and a seccomp allow-list stand between it
+    /// and the host, other tenants and the machine.
+    pub sandbox: crate::worker::SandboxMode,
+    /// Addition to `CONTRACT.md`: `uid` and `gid` workers run as when the
+    /// host runs as root. Default 65534 (`nobody`/`nogroup`), never 0.
+    pub uid: u32,
+    pub gid: u32,
+    /// Addition to `CONTRACT.md`: `max_file_size`, the largest file a
+    /// worker may write (`RLIMIT_FSIZE`). Default 1 GiB, at least 1 MiB.
+    /// Against a malicious tenant: a larger write fails inside the guest.
+    pub max_file_size: u64,
 }
 
 impl WorkerLimits {
@@ -517,6 +531,14 @@ impl WorkerLimits {
     pub const COMPILE_TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
     /// 1 hour.
     pub const COMPILE_TIMEOUT_CEILING: Duration = Duration::from_secs(3600);
+    /// 65534, `nobody` on Debian and most distributions.
+    pub const DEFAULT_UID: u32 = 65534;
+    /// 65534, `nogroup` on Debian.
+    pub const DEFAULT_GID: u32 = 65534;
+    /// 1 GiB.
+    pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
+    /// 1 MiB.
+    pub const MAX_FILE_SIZE_FLOOR: u64 = 1 << 20;
 }
 
 impl Default for WorkerLimits {
@@ -527,6 +549,10 @@ impl Default for WorkerLimits {
             open_files: Self::DEFAULT_OPEN_FILES,
             compile_memory_max: Self::DEFAULT_COMPILE_MEMORY_MAX,
             compile_timeout: Self::DEFAULT_COMPILE_TIMEOUT,
+            sandbox: crate::worker::SandboxMode::default(),
+            uid: Self::DEFAULT_UID,
+            gid: Self::DEFAULT_GID,
+            max_file_size: Self::DEFAULT_MAX_FILE_SIZE,
         }
     }
 }

@@ -294,6 +294,15 @@ impl Check<'_> {
                 WorkerLimits::COMPILE_TIMEOUT_FLOOR,
                 WorkerLimits::COMPILE_TIMEOUT_CEILING,
             )?,
+            sandbox: raw.sandbox.unwrap_or(d.sandbox),
+            uid: self.count(&["worker", "uid"], raw.uid.unwrap_or(d.uid), 1, u32::MAX - 1)?,
+            gid: self.count(&["worker", "gid"], raw.gid.unwrap_or(d.gid), 1, u32::MAX - 1)?,
+            max_file_size: self.size(
+                &["worker", "max_file_size"],
+                raw.max_file_size.map_or(d.max_file_size, |v| v.0),
+                WorkerLimits::MAX_FILE_SIZE_FLOOR,
+                u64::MAX,
+            )?,
         })
     }
 

@@ -87,7 +87,11 @@ impl CompileCache {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+        // 0644 whatever the umask: sandboxed workers read artifacts through
+        // their group's access to the directory (`supervisor::dirs`).
+        let written = std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)))
+            .and_then(|()| std::fs::rename(&tmp, path));
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

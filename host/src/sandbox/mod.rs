@@ -20,6 +20,7 @@ mod state;
 mod validate;
 mod wasi;
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -155,5 +156,10 @@ impl Sandbox {
     /// The namespace the sandbox is bound to, if any.
     pub fn bound_namespace(&self) -> Option<&Namespace> {
         self.bound.get()
+    }
+
+    /// The host path of `namespace`'s data directory, created if missing.
+    pub fn namespace_dir(&self, namespace: &Namespace) -> io::Result<PathBuf> {
+        self.data.namespace_dir(namespace)
     }
 }

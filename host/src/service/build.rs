@@ -144,8 +144,11 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<R
         supervisor: SupervisorConfig {
             command: WorkerCommand {
                 program,
-                open_files: u64::from(config.worker.open_files),
                 log: "info".into(),
+                sandbox: config.worker.sandbox,
+                identity: (config.worker.uid, config.worker.gid),
+                open_files: u64::from(config.worker.open_files),
+                file_size: config.worker.max_file_size,
             },
             sandbox: sandbox_config(config),
             os_limits: OsLimits {

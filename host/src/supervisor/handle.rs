@@ -96,7 +96,7 @@ impl WorkerHandle {
             pids_max: limits.pids_max,
         };
         let spawned = spawner
-            .spawn_worker(&command, placement)
+            .spawn_worker(&command, &init.sandbox, placement)
             .await
             .map_err(StartError::Spawn)?;
         let process = ChildProcess::watch(spawned.child).map_err(StartError::Spawn)?;

@@ -18,6 +18,7 @@ mod cgroup;
 mod child;
 mod compiler;
 mod connection;
+mod dirs;
 mod handle;
 mod plugins;
 mod pool;
@@ -147,7 +148,8 @@ pub struct Supervisor {
 impl Supervisor {
     /// Starts the spawner thread and the compiler; no worker runs until
     /// [`Supervisor::start`].
-    pub fn new(config: SupervisorConfig) -> Result<Arc<Self>, PluginError> {
+    pub fn new(mut config: SupervisorConfig) -> Result<Arc<Self>, PluginError> {
+        dirs::absolutize(&mut config.sandbox)?;
         let cgroups = Arc::new(if config.cgroups {
             Cgroups::detect()
         } else {
@@ -160,6 +162,7 @@ impl Supervisor {
             config.compile.clone(),
             Arc::clone(&cgroups),
         )?;
+        dirs::share(&config.sandbox, config.command.effective_identity())?;
         Ok(Arc::new(Self {
             spawner: Spawner::start()
                 .map_err(|e| PluginError::Compiler(format!("starting the spawner thread: {e}")))?,

@@ -28,16 +28,44 @@ use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 use super::cgroup::{Cgroups, WorkerCgroup};
+use crate::sandbox::SandboxConfig;
+use crate::worker::{JailSpec, SandboxMode};
 
 /// How to start a worker.
 #[derive(Debug, Clone)]
 pub struct WorkerCommand {
     /// The `bulkhead` executable (the host's own, normally).
     pub program: PathBuf,
-    /// RLIMIT_NOFILE the worker sets on itself.
-    pub open_files: u64,
     /// The worker's log filter.
     pub log: String,
+    /// `worker.sandbox`.
+    pub sandbox: SandboxMode,
+    /// The uid and gid workers run as when the host runs as root.
+    pub identity: (u32, u32),
+    /// RLIMIT_NOFILE the worker sets on itself.
+    pub open_files: u64,
+    /// RLIMIT_FSIZE the worker sets on itself.
+    pub file_size: u64,
+}
+
+impl WorkerCommand {
+    /// The uid and gid workers will actually run as: `identity` when the
+    /// sandbox is on and the host is root, else the host's own (`None`).
+    pub fn effective_identity(&self) -> Option<(u32, u32)> {
+        (self.sandbox != SandboxMode::Off && rustix::process::geteuid().is_root()).then_some(self.identity)
+    }
+
+    /// The jail of a worker using `sandbox`'s directories.
+    pub fn jail(&self, sandbox: &SandboxConfig) -> JailSpec {
+        JailSpec {
+            mode: self.sandbox,
+            cache_dir: sandbox.cache_dir.clone(),
+            data_dir: sandbox.data_dir.clone(),
+            identity: self.effective_identity(),
+            open_files: self.open_files,
+            file_size: Some(self.file_size),
+        }
+    }
 }
 
 /// A just-spawned worker: not yet reaped, not yet spoken to.
@@ -125,14 +153,18 @@ impl Spawner {
 
     /// Spawns one worker: its end of a socketpair as standard input, its
     /// stderr piped to the host.
-    pub(crate) async fn spawn_worker(&self, command: &WorkerCommand, placement: Placement) -> io::Result<Spawned> {
+    pub(crate) async fn spawn_worker(
+        &self,
+        command: &WorkerCommand,
+        sandbox: &SandboxConfig,
+        placement: Placement,
+    ) -> io::Result<Spawned> {
         let (host_end, worker_end) = UnixStream::pair()?;
         let mut cmd = Command::new(&command.program);
         cmd.arg("worker")
             .arg("--parent")
             .arg(std::process::id().to_string())
-            .arg("--open-files")
-            .arg(command.open_files.to_string())
+            .args(command.jail(sandbox).args())
             .arg("--log")
             .arg(&command.log)
             .env_clear()

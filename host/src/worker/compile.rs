@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use rustix::process::{Resource, Rlimit, setpriority_process, setrlimit};
 
-use super::{EXIT_START, hygiene};
+use super::{EXIT_START, jail};
 use crate::sandbox::{InvalidPlugin, SandboxConfig, Validator};
 
 /// The lowest CPU priority.
@@ -65,7 +65,7 @@ pub fn run(args: &CompileArgs) -> ExitCode {
 }
 
 fn compile(args: &CompileArgs) -> Result<(), String> {
-    hygiene::apply(args.parent, OPEN_FILES).map_err(|e| e.to_string())?;
+    jail::hygiene(args.parent, OPEN_FILES).map_err(|e| e.to_string())?;
     let limit = |resource, what, value| {
         setrlimit(
             resource,

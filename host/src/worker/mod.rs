@@ -8,19 +8,23 @@
 //! frame that does not decode.
 
 mod compile;
-mod hygiene;
+pub mod jail;
+mod log;
 mod serve;
 
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub use self::compile::{CompileArgs, Verdict, run as run_compile};
-pub use self::hygiene::HygieneError;
+pub use self::jail::{Jail, JailError, JailSpec, SandboxMode};
 pub use self::serve::{WorkerError, serve};
 
 /// Exit code when the host sent something that is not the protocol.
 pub const EXIT_PROTOCOL: u8 = 2;
-/// Exit code when the worker could not start (hygiene, runtime, init).
+/// Exit code when the worker could not start (jail, runtime, init).
 pub const EXIT_START: u8 = 3;
 
 /// RLIMIT_NOFILE of a worker unless the host says otherwise: the IPC
@@ -34,38 +38,74 @@ pub struct WorkerArgs {
     /// process (the host died between spawning it and its first instruction).
     #[arg(long)]
     pub parent: u32,
-    /// RLIMIT_NOFILE for the worker.
-    #[arg(long, default_value_t = DEFAULT_OPEN_FILES)]
-    pub open_files: u64,
+    #[command(flatten)]
+    pub jail: JailArgs,
     /// Log filter (tracing's env-filter syntax).
     #[arg(long, default_value = "info")]
     pub log: String,
 }
 
-/// Log lines the worker's writer thread may hold before it drops new ones
-/// (and counts them): the worker never waits for its stderr.
-const LOG_QUEUE_LINES: usize = 4096;
+/// The sandbox of a worker (or of the probe), as the host passes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct JailArgs {
+    /// `worker.sandbox`.
+    #[arg(long, value_enum, default_value_t = SandboxMode::BestEffort)]
+    pub sandbox: SandboxMode,
+    /// The compile cache root (read-only to the worker).
+    #[arg(long)]
+    pub cache_dir: PathBuf,
+    /// The data root (namespaces' directories).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// The uid to become when started as root.
+    #[arg(long, requires = "gid")]
+    pub uid: Option<u32>,
+    /// The gid to become when started as root.
+    #[arg(long, requires = "uid")]
+    pub gid: Option<u32>,
+    /// RLIMIT_NOFILE for the worker.
+    #[arg(long, default_value_t = DEFAULT_OPEN_FILES)]
+    pub open_files: u64,
+    /// RLIMIT_FSIZE for the worker, in bytes.
+    #[arg(long)]
+    pub file_size: Option<u64>,
+}
+
+impl JailArgs {
+    /// The spec these arguments describe.
+    pub fn spec(&self) -> JailSpec {
+        JailSpec {
+            mode: self.sandbox,
+            cache_dir: self.cache_dir.clone(),
+            data_dir: self.data_dir.clone(),
+            identity: self.uid.zip(self.gid),
+            open_files: self.open_files,
+            file_size: self.file_size,
+        }
+    }
+}
 
 /// Runs the worker until it is told to stop; returns its exit code.
 pub fn run(args: &WorkerArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("bulkhead-log")
-        .finish(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_target(false)
-        .init();
-    if let Err(e) = hygiene::apply(args.parent, args.open_files) {
-        tracing::error!("worker start: {e}");
-        return ExitCode::from(EXIT_START);
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    log::init(&args.log);
+    let jail = match Jail::enter(args.jail.spec(), Some(args.parent)) {
+        Ok(jail) => Arc::new(jail),
+        Err(e) => {
+            tracing::error!("worker start: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    tracing::debug!("sandbox: {}", jail.report().summary());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_start(|| {
+            jail::BLOCKING_THREADS.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_thread_stop(|| {
+            jail::BLOCKING_THREADS.fetch_sub(1, Ordering::SeqCst);
+        })
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             tracing::error!("worker start: cannot build the async runtime: {e}");
@@ -87,7 +127,7 @@ pub fn run(args: &WorkerArgs) -> ExitCode {
         let socket = tokio::net::UnixStream::from_std(socket)?;
         let (read, write) = socket.into_split();
         let (recv, send) = crate::ipc::channel(read, write);
-        serve(recv, send).await.map_err(std::io::Error::other)
+        serve(recv, send, Some(jail)).await.map_err(std::io::Error::other)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

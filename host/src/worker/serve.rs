@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::Jail;
 use crate::ipc::{self, Assignment, FrameError, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
 use crate::sandbox::{CallFailure, GuestFault, HostFailure, Plugin, Request, Sandbox};
 
@@ -29,9 +30,14 @@ pub enum WorkerError {
 
 /// Serves the host until it says `Shutdown`, closes the connection, or
 /// breaks the protocol.
+///
+/// `jail` is the sandbox the worker entered at start; its assignment step
+/// (Landlock for the namespace's directory) runs when the worker is bound to
+/// a namespace.
 pub async fn serve<R, W>(
     mut recv: ipc::Receiver<R, ToWorker>,
     send: ipc::Sender<W, FromWorker>,
+    jail: Option<Arc<Jail>>,
 ) -> Result<(), WorkerError>
 where
     R: AsyncRead + Unpin,
@@ -47,6 +53,7 @@ where
         plugins: HashMap::new(),
         out,
         calls: TaskTracker::new(),
+        jail,
     };
     let result = loop {
         let message = match recv.recv().await {
@@ -95,6 +102,7 @@ struct WorkerState {
     plugins: HashMap<String, Arc<Plugin>>,
     out: mpsc::UnboundedSender<FromWorker>,
     calls: TaskTracker,
+    jail: Option<Arc<Jail>>,
 }
 
 impl WorkerState {
@@ -188,18 +196,30 @@ impl WorkerState {
 
     fn assign(&mut self, assign: Assignment) -> Result<(), WorkerError> {
         let sandbox = self.sandbox("Assign")?;
-        if let Some(namespace) = assign.namespace
+        if let Some(namespace) = &assign.namespace
             && let Err(bound) = sandbox.bind_namespace(namespace.clone())
         {
-            let message = format!("already bound to namespace {bound}, cannot serve {namespace}");
-            self.reply(FromWorker::AssignFailed {
-                message: message.clone(),
-            });
-            return Err(WorkerError::Assign(message));
+            return Err(self.assign_failed(format!("already bound to namespace {bound}, cannot serve {namespace}")));
+        }
+        if let (Some(namespace), Some(jail)) = (&assign.namespace, &self.jail) {
+            let confined = sandbox
+                .namespace_dir(namespace)
+                .map_err(|e| e.to_string())
+                .and_then(|dir| jail.confine_to(&dir).map_err(|e| e.to_string()));
+            if let Err(e) = confined {
+                return Err(self.assign_failed(e));
+            }
         }
         tracing::debug!(process_id = %assign.process_id, level = %assign.level, "assigned");
         self.reply(FromWorker::Assigned);
         Ok(())
+    }
+
+    fn assign_failed(&self, message: String) -> WorkerError {
+        self.reply(FromWorker::AssignFailed {
+            message: message.clone(),
+        });
+        WorkerError::Assign(message)
     }
 
     fn invoke(&mut self, invoke: Invoke) -> Result<(), WorkerError> {

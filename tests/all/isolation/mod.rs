@@ -17,6 +17,7 @@ use bulkhead::procmgr::{ProcessManagerOptions, ProcessState};
 use bulkhead::sandbox::{InstanceMode, SandboxConfig};
 use bulkhead::service::{InvokeError, InvokeOutput, Process, Service, ServiceSettings};
 use bulkhead::supervisor::{CompileLimits, ExitEvent, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
+use bulkhead::worker::SandboxMode;
 use tempfile::TempDir;
 
 /// A service whose workers are the real `bulkhead` binary. Shut down (every
@@ -38,6 +39,7 @@ pub(crate) struct Options {
     pub idle_timeout: Option<Duration>,
     pub max_processes: usize,
     pub cgroups: bool,
+    pub sandbox: SandboxMode,
     pub memory_max: u64,
     pub sandbox_max_memory: u64,
     /// Tenants with policies of their own (the default level is not applied
@@ -63,6 +65,7 @@ impl Default for Options {
             idle_timeout: None,
             max_processes: 64,
             cgroups: false,
+            sandbox: SandboxMode::BestEffort,
             memory_max: 512 << 20,
             sandbox_max_memory: SandboxConfig::DEFAULT_MAX_MEMORY,
             tenants: Vec::new(),
@@ -110,8 +113,11 @@ impl Host {
             supervisor: SupervisorConfig {
                 command: WorkerCommand {
                     program: env!("CARGO_BIN_EXE_bulkhead").into(),
-                    open_files: 256,
                     log: "warn".into(),
+                    sandbox: options.sandbox,
+                    identity: (65534, 65534),
+                    open_files: 256,
+                    file_size: 1 << 30,
                 },
                 sandbox,
                 os_limits: OsLimits {

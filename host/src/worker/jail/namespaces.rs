@@ -1,0 +1,120 @@
+//! New namespaces, so an escaped guest sees none of the machine.
+//!
+//! Mount: the worker's root becomes an empty tmpfs (read-only once built)
+//! holding only the compile cache (read-only, no devices, no setuid) and the
+//! data root (no exec, no devices, no setuid), each at its host path so the
+//! paths the host sends stay valid; the host's tree, its binary, the plugin
+//! store, `/etc`, `/proc`, `/sys` (and with it the cgroup files) are not
+//! there to open. Network: a namespace of its own with only a loopback
+//! interface, down, so no socket reaches the host's API or the network even
+//! before seccomp refuses to make one. IPC and UTS: nothing shared with the
+//! host's System V objects or host name.
+//!
+//! The cache may lie inside the data root (its default place): it is then
+//! mounted read-only over its own directory there.
+//!
+//! These need root (in the host's user namespace). A user namespace would
+//! give them to an unprivileged host too, but it would also give the worker
+//! every capability inside it, a large kernel surface for an escaped guest;
+//! when the host runs as root, the uid drop (`identity.rs`) does better. So
+//! an unprivileged host reports this layer unavailable.
+
+use std::path::{Path, PathBuf};
+
+use rustix::fs::CWD;
+use rustix::mount::{
+    MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags, mount, mount_change, mount_remount,
+    move_mount, open_tree, unmount,
+};
+use rustix::thread::UnshareFlags;
+
+use super::Outcome;
+
+/// Directories that may hold the tmpfs the new root is built in; any one
+/// that exists will do, since it is covered in the worker's namespace only.
+const STAGING: [&str; 4] = ["/tmp", "/mnt", "/run", "/var/tmp"];
+
+pub(super) fn enter(cache: &Path, data: &Path) -> Outcome {
+    if !rustix::process::geteuid().is_root() {
+        return Outcome::Unavailable("mount and network namespaces need the host to run as root".into());
+    }
+    if !cache.is_absolute() || !data.is_absolute() {
+        return Outcome::Broken("the cache and data directories must be absolute paths".into());
+    }
+    let Some(staging) = STAGING.iter().map(Path::new).find(|p| p.is_dir()) else {
+        return Outcome::Unavailable(format!("none of {STAGING:?} exists to build the root in"));
+    };
+    let flags = UnshareFlags::NEWNS | UnshareFlags::NEWNET | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
+    // SAFETY: CLONE_FILES is not among the flags, so no thread can lose
+    // sight of a descriptor; the process has a single thread anyway.
+    if let Err(e) = unsafe { rustix::thread::unshare_unsafe(flags) } {
+        return Outcome::Unavailable(format!("unshare(mount, network, ipc, uts): {e}"));
+    }
+    match build_root(staging, cache, data) {
+        Ok(()) => Outcome::On(format!(
+            "mount, network, ipc, uts; the root holds only {} (read-only) and {}",
+            cache.display(),
+            data.display()
+        )),
+        Err(e) => Outcome::Broken(e),
+    }
+}
+
+/// Inside the new mount namespace: builds a root of the two directories and
+/// pivots into it.
+fn build_root(staging: &Path, cache: &Path, data: &Path) -> Result<(), String> {
+    let step = |what: &str, e: rustix::io::Errno| format!("{what}: {e}");
+    // Nothing mounted from here on propagates back to the host.
+    mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)
+        .map_err(|e| step("making / private", e))?;
+    // Detached copies of the two trees, taken before anything covers them.
+    let clone = |path: &Path| {
+        open_tree(
+            CWD,
+            path,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        )
+        .map_err(|e| step(&format!("cloning {}", path.display()), e))
+    };
+    let mut trees = [
+        (
+            clone(cache)?,
+            cache,
+            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+        ),
+        (
+            clone(data)?,
+            data,
+            MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV,
+        ),
+    ];
+    // The outer one first when one is inside the other (the default cache,
+    // `<data.dir>/.cache`): the inner one is then mounted over its own
+    // directory in the outer tree, so a read-only cache stays read-only
+    // inside a writable data root.
+    trees.sort_by_key(|(_, path, _)| path.components().count());
+    let hardening = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    mount("tmpfs", staging, "tmpfs", hardening, c"size=1m,nr_inodes=64,mode=0755")
+        .map_err(|e| step("mounting the new root", e))?;
+    for (tree, path, flags) in trees {
+        let inside = inside(staging, path);
+        std::fs::create_dir_all(&inside).map_err(|e| format!("creating {}: {e}", inside.display()))?;
+        move_mount(&tree, c"", CWD, &inside, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .map_err(|e| step(&format!("mounting {}", path.display()), e))?;
+        mount_remount(&inside, MountFlags::BIND | flags, c"")
+            .map_err(|e| step(&format!("restricting {}", path.display()), e))?;
+    }
+    let old = staging.join(".old");
+    std::fs::create_dir(&old).map_err(|e| format!("creating {}: {e}", old.display()))?;
+    rustix::process::pivot_root(staging, &old).map_err(|e| step("pivot_root", e))?;
+    rustix::process::chdir("/").map_err(|e| step("chdir /", e))?;
+    unmount("/.old", UnmountFlags::DETACH).map_err(|e| step("detaching the host's tree", e))?;
+    std::fs::remove_dir("/.old").map_err(|e| format!("removing /.old: {e}"))?;
+    mount_remount("/", MountFlags::RDONLY | hardening, c"").map_err(|e| step("making the root read-only", e))?;
+    Ok(())
+}
+
+/// Where `path` (absolute) lives under the new root being built at `staging`.
+fn inside(staging: &Path, path: &Path) -> PathBuf {
+    staging.join(path.strip_prefix("/").unwrap_or(path))
+}
