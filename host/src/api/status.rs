@@ -19,7 +19,13 @@ pub(super) async fn health(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
-    Ok(Json(health_json(&state.service.health())))
+    let mut json = health_json(&state.service.health());
+    // Addition to the contract: the workers' OS sandbox, layer by layer.
+    json["sandbox"] = match state.service.sandbox_report() {
+        Some(report) => serde_json::json!({ "mode": report.mode, "layers": report.layers_json() }),
+        None => serde_json::Value::Null,
+    };
+    Ok(Json(json))
 }
 
 pub(super) async fn health_report(

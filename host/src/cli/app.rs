@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use super::{
-    BenchCommand, ConfigCommand, DeployCommand, HealthCommand, InvokeCommand, ProcessesCommand, ServeCommand,
-    TerminateCommand, report,
+    BenchCommand, ConfigCommand, DeployCommand, HealthCommand, InvokeCommand, ProcessesCommand, SandboxCommand,
+    ServeCommand, TerminateCommand, report,
 };
 use crate::worker::{CompileArgs, WorkerArgs};
 
@@ -40,6 +40,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The worker sandbox on this machine.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
     /// Internal: the worker process side. Started by the host only.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -59,6 +62,7 @@ impl Cli {
             Command::Terminate(cmd) => report(cmd.execute()),
             Command::Health(cmd) => report(cmd.execute()),
             Command::Config(cmd) => cmd.execute(),
+            Command::Sandbox(cmd) => cmd.execute(),
             Command::Bench(cmd) => cmd.execute(),
             Command::Worker(args) => crate::worker::run(&args),
             Command::Compile(args) => crate::worker::run_compile(&args),

@@ -37,6 +37,7 @@ mod error;
 mod health;
 mod invoke;
 mod processes;
+mod sandbox;
 mod serve;
 mod terminate;
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use self::error::{CliError, EXIT_LOCAL, EXIT_SERVER, EXIT_TRANSPORT, EXIT_US
 pub use self::health::HealthCommand;
 pub use self::invoke::InvokeCommand;
 pub use self::processes::ProcessesCommand;
+pub use self::sandbox::{SandboxCheckCommand, SandboxCommand};
 pub use self::serve::ServeCommand;
 pub use self::terminate::TerminateCommand;
 

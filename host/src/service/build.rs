@@ -142,14 +142,7 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<R
     let settings = ServiceSettings {
         isolation: isolation_settings(config),
         supervisor: SupervisorConfig {
-            command: WorkerCommand {
-                program,
-                log: "info".into(),
-                sandbox: config.worker.sandbox,
-                identity: (config.worker.uid, config.worker.gid),
-                open_files: u64::from(config.worker.open_files),
-                file_size: config.worker.max_file_size,
-            },
+            command: WorkerCommand::from_config(program, config),
             sandbox: sandbox_config(config),
             os_limits: OsLimits {
                 memory_max: config.worker.memory_max,

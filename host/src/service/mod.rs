@@ -120,7 +120,7 @@ pub enum StartError {
     Store(#[from] StoreError),
     /// The supervisor (its spawner thread or its compiler) could not start.
     #[error("starting the supervisor: {0}")]
-    Supervisor(#[source] PluginError),
+    Supervisor(#[source] crate::supervisor::SupervisorError),
 }
 
 /// A stored plugin that could not be served: listed with why, its calls
@@ -427,6 +427,11 @@ impl Service {
     }
 
     /// procmgr's health report.
+    /// The workers' OS sandbox on this machine, as found at start.
+    pub fn sandbox_report(&self) -> Option<&crate::worker::jail::Report> {
+        self.supervisor.sandbox_report()
+    }
+
     pub fn health(&self) -> Health {
         self.manager.health()
     }

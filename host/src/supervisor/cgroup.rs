@@ -81,6 +81,19 @@ fn detect(root: &Path) -> Option<Layout> {
     Some(Layout::V1 { memory, pids })
 }
 
+/// The cgroup layout of this machine, in words (for `sandbox check`).
+pub fn cgroup_layout() -> String {
+    match detect(Path::new("/sys/fs/cgroup")) {
+        Some(Layout::V2 { base }) => format!("v2 (workers under {})", base.parent().unwrap_or(&base).display()),
+        Some(Layout::V1 { memory, pids }) => format!(
+            "v1 (memory under {}, pids under {})",
+            memory.parent().unwrap_or(&memory).display(),
+            pids.parent().unwrap_or(&pids).display()
+        ),
+        None => "none found".into(),
+    }
+}
+
 impl Cgroups {
     /// Finds the layout under `/sys/fs/cgroup`.
     pub(crate) fn detect() -> Self {

@@ -20,6 +20,7 @@ mod compiler;
 mod connection;
 mod dirs;
 mod handle;
+mod jail_check;
 mod plugins;
 mod pool;
 mod relay;
@@ -30,8 +31,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use self::cgroup::Cgroups;
+pub use self::cgroup::cgroup_layout;
 pub use self::compiler::{CompileLimits, Compiler};
 pub use self::handle::{CALL_SLACK, OsLimits, WorkerCallError, WorkerHandle, WorkerOutput};
+pub use self::jail_check::check as check_sandbox;
 use self::plugins::PluginSet;
 pub use self::pool::PoolSource;
 use self::pool::WarmPool;
@@ -42,6 +45,8 @@ use crate::ipc::Init;
 /// What a worker is given: the types of the supervisor's public API.
 pub use crate::ipc::{Assignment, PluginSpec};
 use crate::sandbox::{Compiled, PluginError, SandboxConfig};
+use crate::worker::SandboxMode;
+use crate::worker::jail::Report;
 
 /// A hook told about every exit of an assigned worker (for metrics).
 pub type ExitHook = Arc<dyn Fn(&ExitEvent) + Send + Sync>;
@@ -143,12 +148,24 @@ pub struct Supervisor {
     plugins: PluginSet,
     warmup: OnceLock<PluginSpec>,
     pool: WarmPool,
+    sandbox_report: Option<Report>,
+}
+
+/// Why the supervisor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// Its directories, its compiler or its spawner thread.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// `worker.sandbox` is `strict` and a layer cannot be had (named).
+    #[error("worker sandbox: {0}")]
+    Sandbox(String),
 }
 
 impl Supervisor {
     /// Starts the spawner thread and the compiler; no worker runs until
     /// [`Supervisor::start`].
-    pub fn new(mut config: SupervisorConfig) -> Result<Arc<Self>, PluginError> {
+    pub fn new(mut config: SupervisorConfig) -> Result<Arc<Self>, SupervisorError> {
         dirs::absolutize(&mut config.sandbox)?;
         let cgroups = Arc::new(if config.cgroups {
             Cgroups::detect()
@@ -163,6 +180,17 @@ impl Supervisor {
             Arc::clone(&cgroups),
         )?;
         dirs::share(&config.sandbox, config.command.effective_identity())?;
+        let sandbox_report = match jail_check::check(&config.command, &config.sandbox) {
+            Ok(report) => {
+                tracing::info!("worker sandbox ({}): {}", report.mode, report.summary());
+                Some(report)
+            }
+            Err(e) if config.command.sandbox == SandboxMode::Strict => return Err(SupervisorError::Sandbox(e)),
+            Err(e) => {
+                tracing::error!("worker sandbox: the probe could not enter it: {e}");
+                None
+            }
+        };
         Ok(Arc::new(Self {
             spawner: Spawner::start()
                 .map_err(|e| PluginError::Compiler(format!("starting the spawner thread: {e}")))?,
@@ -172,7 +200,14 @@ impl Supervisor {
             warmup: OnceLock::new(),
             pool: WarmPool::new(config.warm),
             config,
+            sandbox_report,
         }))
+    }
+
+    /// What the workers' sandbox consists of on this machine, as found at
+    /// start (`None` if the probe could not tell).
+    pub fn sandbox_report(&self) -> Option<&Report> {
+        self.sandbox_report.as_ref()
     }
 
     /// Serves `plugins` (compiled with [`Supervisor::compile`]) and starts

@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 
 use super::cgroup::{Cgroups, WorkerCgroup};
 use crate::sandbox::SandboxConfig;
+use crate::worker::jail::Layer;
 use crate::worker::{JailSpec, SandboxMode};
 
 /// How to start a worker.
@@ -49,6 +50,18 @@ pub struct WorkerCommand {
 }
 
 impl WorkerCommand {
+    /// The command for `program` under `config`'s `[worker]` settings.
+    pub fn from_config(program: PathBuf, config: &crate::config::Config) -> Self {
+        Self {
+            program,
+            log: "info".into(),
+            sandbox: config.worker.sandbox,
+            identity: (config.worker.uid, config.worker.gid),
+            open_files: u64::from(config.worker.open_files),
+            file_size: config.worker.max_file_size,
+        }
+    }
+
     /// The uid and gid workers will actually run as: `identity` when the
     /// sandbox is on and the host is root, else the host's own (`None`).
     pub fn effective_identity(&self) -> Option<(u32, u32)> {
@@ -64,6 +77,7 @@ impl WorkerCommand {
             identity: self.effective_identity(),
             open_files: self.open_files,
             file_size: Some(self.file_size),
+            layers: Layer::ALL.to_vec(),
         }
     }
 }

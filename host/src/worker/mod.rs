@@ -10,6 +10,7 @@
 mod compile;
 pub mod jail;
 mod log;
+pub mod probe;
 mod serve;
 
 use std::os::fd::AsFd;
@@ -81,6 +82,7 @@ impl JailArgs {
             identity: self.uid.zip(self.gid),
             open_files: self.open_files,
             file_size: self.file_size,
+            layers: jail::Layer::ALL.to_vec(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod compile_bomb;
 mod connection;
 mod escaped;
 mod host_memory;
+mod jail;
 mod logs;
 mod quotas;
 mod replies;

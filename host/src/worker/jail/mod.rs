@@ -86,7 +86,7 @@ impl fmt::Display for SandboxMode {
 }
 
 /// One layer of the sandbox proper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layer {
     /// Mount, network, IPC and UTS namespaces, with a root of only the cache
@@ -122,7 +122,7 @@ impl fmt::Display for Layer {
 }
 
 /// Whether one layer is in place, and what it is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
 pub enum LayerState {
     /// Applied; what it consists of.
@@ -142,7 +142,7 @@ impl LayerState {
 }
 
 /// What [`Jail::enter`] put in place.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub mode: SandboxMode,
     pub layers: Vec<(Layer, LayerState)>,
@@ -152,6 +152,21 @@ impl Report {
     /// The state of `layer`.
     pub fn layer(&self, layer: Layer) -> Option<&LayerState> {
         self.layers.iter().find(|(l, _)| *l == layer).map(|(_, s)| s)
+    }
+
+    /// `{"namespaces": {"state": "on", "detail": "..."}, ...}`, as the
+    /// health report and `sandbox check --json` show it.
+    pub fn layers_json(&self) -> serde_json::Value {
+        self.layers
+            .iter()
+            .map(|(layer, state)| {
+                (
+                    layer.as_str().to_owned(),
+                    serde_json::to_value(state).unwrap_or_default(),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 
     /// One line: `namespaces on, identity on, landlock on, seccomp on`.
@@ -214,6 +229,9 @@ pub struct JailSpec {
     pub open_files: u64,
     /// RLIMIT_FSIZE: the largest file the worker may write.
     pub file_size: Option<u64>,
+    /// The layers to apply (a worker gets [`Layer::ALL`]; the probe may ask
+    /// for one alone, to show what that layer stops by itself).
+    pub layers: Vec<Layer>,
 }
 
 impl JailSpec {
@@ -281,6 +299,8 @@ impl Jail {
         let mut step = |layer: Layer, run: &mut dyn FnMut() -> Outcome| -> Result<(), JailError> {
             let state = if spec.mode == SandboxMode::Off {
                 LayerState::Off("worker.sandbox is off".into())
+            } else if !spec.layers.contains(&layer) {
+                LayerState::Off("not asked for".into())
             } else {
                 match run() {
                     Outcome::On(detail) => LayerState::On(detail),

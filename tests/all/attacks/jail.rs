@@ -1,0 +1,380 @@
+//! The worker's OS sandbox, layer by layer, against a stand-in for an
+//! escaped guest: `bulkhead sandbox probe` enters exactly a worker's jail
+//! (the same code path, `Jail::enter`, with the arguments the host gives a
+//! worker) and then tries, natively, what an escaped guest would: read
+//! another namespace's data, write the compile cache, the plugin store, the
+//! host's binary and `/etc/shadow`, connect to the host's API on loopback,
+//! signal or `ptrace` the host and a sibling, raise its cgroup limits, fork,
+//! exec a setuid binary, write a file past its size limit. Each layer is
+//! tested alone (`--only`), with the same attempts run with the sandbox off
+//! as the positive control, so a denial proves the layer and not the test.
+//! Under `CI=true` a layer this machine lacks fails its test.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::service::{Server, config, scratch};
+
+/// The uid/gid the probe drops to (the workers' default).
+const WORKER_ID: u32 = 65534;
+
+/// What one probe attempt did.
+#[derive(Debug, serde::Deserialize)]
+struct Attempt {
+    attempt: String,
+    allowed: bool,
+    detail: String,
+}
+
+/// The files an escaped guest goes for, laid out as a host lays them out.
+struct Scene {
+    root: tempfile::TempDir,
+    /// A process standing in for the host or a sibling worker.
+    sibling: Reaped,
+    /// A pids cgroup with the host's ownership, standing in for the
+    /// worker's own.
+    cgroup: Option<CgroupDir>,
+    /// Something listening on loopback, standing in for the host's API.
+    api: TcpListener,
+}
+
+/// A child killed and reaped on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A cgroup directory removed on drop.
+struct CgroupDir(PathBuf);
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+impl Scene {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let p = root.path();
+        for dir in ["cache/engine", "data/victim", "data/mine", "plugins", "bin"] {
+            std::fs::create_dir_all(p.join(dir)).unwrap();
+        }
+        std::fs::write(p.join("data/victim/secret"), "victim's data").unwrap();
+        std::fs::write(p.join("cache/engine/plugin.cwasm"), "artifact").unwrap();
+        std::fs::write(p.join("plugins/echo.plugin"), "stored plugin").unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_bulkhead"), p.join("bin/bulkhead")).unwrap();
+        // As `supervisor::dirs` leaves them: the data root the workers',
+        // the cache root's with the workers' group reading it.
+        for entry in walk(&p.join("data")) {
+            std::os::unix::fs::lchown(&entry, Some(WORKER_ID), Some(WORKER_ID)).unwrap();
+        }
+        for dir in [p.join("cache"), p.join("cache/engine")] {
+            std::os::unix::fs::chown(&dir, None, Some(WORKER_ID)).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        }
+        let sibling = Reaped(Command::new("sleep").arg("120").stdin(Stdio::null()).spawn().unwrap());
+        let cgroup = Path::new("/sys/fs/cgroup/pids")
+            .is_dir()
+            .then(|| PathBuf::from(format!("/sys/fs/cgroup/pids/bulkhead-probe-{}", std::process::id())))
+            .filter(|dir| std::fs::create_dir_all(dir).is_ok())
+            .map(CgroupDir);
+        Self {
+            root,
+            sibling,
+            cgroup,
+            api: TcpListener::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.root.path().join(rel).display().to_string()
+    }
+
+    fn sibling_pid(&self) -> u32 {
+        self.sibling.0.id()
+    }
+
+    /// `sandbox probe` with the worker's jail arguments, `extra` and one
+    /// `--attempt` per entry of `attempts`.
+    fn probe(&self, extra: &[&str], attempts: &[String]) -> (std::process::ExitStatus, Vec<Attempt>, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+        command
+            .args(["sandbox", "probe", "--cache-dir"])
+            .arg(self.root.path().join("cache"))
+            .arg("--data-dir")
+            .arg(self.root.path().join("data"))
+            .args(["--uid", "65534", "--gid", "65534", "--namespace", "mine"])
+            .args(extra);
+        for attempt in attempts {
+            command.arg("--attempt").arg(attempt);
+        }
+        let out = command.env_clear().stdin(Stdio::null()).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let attempts = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        (out.status, attempts, stdout + &String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// The layer's state on this machine, from the probe's own report.
+    fn layer_is_on(&self, layer: &str) -> bool {
+        let (status, _, out) = self.probe(&["--only", layer, "--report"], &[]);
+        assert!(status.success(), "{out}");
+        let report: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("")).unwrap();
+        let state = report["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l[0] == layer)
+            .map(|l| l[1]["state"].clone());
+        state == Some(serde_json::json!("on"))
+    }
+
+    /// The attempts with `layer` alone must each be denied; with the sandbox
+    /// off, each must be allowed.
+    fn assert_denied_alone(&self, test: &str, layer: &str, attempts: &[String]) {
+        if !crate::needs::facility(
+            test,
+            &format!("the {layer} layer of the worker sandbox"),
+            self.layer_is_on(layer),
+        ) {
+            return;
+        }
+        let (status, denied, out) = self.probe(&["--only", layer], attempts);
+        assert!(status.success(), "{out}");
+        let tried: Vec<&String> = denied.iter().map(|a| &a.attempt).collect();
+        assert_eq!(tried, attempts.iter().collect::<Vec<_>>(), "{out}");
+        for attempt in &denied {
+            assert!(!attempt.allowed, "{layer} let through {attempt:?}");
+        }
+        let (status, allowed, out) = self.probe(&["--sandbox", "off"], attempts);
+        assert!(status.success(), "{out}");
+        assert_eq!(allowed.len(), attempts.len(), "{out}");
+        for attempt in &allowed {
+            assert!(
+                attempt.allowed,
+                "positive control failed, so the denial proves nothing: {attempt:?}"
+            );
+        }
+    }
+}
+
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut all = vec![root.to_owned()];
+    let mut i = 0;
+    while i < all.len() {
+        if all[i].is_dir() {
+            let children: Vec<PathBuf> = std::fs::read_dir(&all[i]).unwrap().map(|e| e.unwrap().path()).collect();
+            all.extend(children);
+        }
+        i += 1;
+    }
+    all
+}
+
+#[test]
+fn the_mount_and_network_namespaces_hide_the_hosts_files_and_network() {
+    let scene = Scene::new();
+    let api = scene.api.local_addr().unwrap();
+    scene.assert_denied_alone(
+        "the_mount_and_network_namespaces_hide_the_hosts_files_and_network",
+        "namespaces",
+        &[
+            "read:/etc/shadow".into(),
+            format!("write:{}", scene.path("bin/bulkhead")),
+            format!("write:{}", scene.path("plugins/echo.plugin")),
+            format!("write:{}", scene.path("cache/engine/plugin.cwasm")),
+            format!("connect:{api}"),
+        ],
+    );
+}
+
+#[test]
+fn the_unprivileged_uid_cannot_touch_the_hosts_files_processes_or_cgroups() {
+    let scene = Scene::new();
+    let mut attempts = vec![
+        "read:/etc/shadow".to_string(),
+        format!("write:{}", scene.path("bin/bulkhead")),
+        format!("write:{}", scene.path("plugins/echo.plugin")),
+        format!("write:{}", scene.path("cache/engine/plugin.cwasm")),
+        format!("signal:{}", std::process::id()),
+        format!("ptrace:{}", scene.sibling_pid()),
+    ];
+    if let Some(cgroup) = &scene.cgroup {
+        attempts.push(format!("write:{}", cgroup.0.join("pids.max").display()));
+    }
+    scene.assert_denied_alone(
+        "the_unprivileged_uid_cannot_touch_the_hosts_files_processes_or_cgroups",
+        "identity",
+        &attempts,
+    );
+}
+
+#[test]
+fn landlock_confines_an_assigned_worker_to_its_namespace_and_scopes_its_signals() {
+    let scene = Scene::new();
+    let api = scene.api.local_addr().unwrap();
+    scene.assert_denied_alone(
+        "landlock_confines_an_assigned_worker_to_its_namespace_and_scopes_its_signals",
+        "landlock",
+        &[
+            format!("read:{}", scene.path("data/victim/secret")),
+            format!("write:{}", scene.path("data/victim/planted")),
+            format!("write:{}", scene.path("cache/engine/plugin.cwasm")),
+            format!("write:{}", scene.path("plugins/echo.plugin")),
+            "read:/etc/shadow".into(),
+            format!("connect:{api}"),
+            format!("signal:{}", scene.sibling_pid()),
+        ],
+    );
+    // Its own namespace's directory stays writable.
+    let (status, own, out) = scene.probe(
+        &["--only", "landlock"],
+        &[format!("write:{}", scene.path("data/mine/note"))],
+    );
+    assert!(status.success() && own.len() == 1 && own[0].allowed, "{out}");
+}
+
+#[test]
+fn seccomp_kills_a_worker_that_forks_execs_opens_a_socket_ptraces_or_signals() {
+    let scene = Scene::new();
+    let test = "seccomp_kills_a_worker_that_forks_execs_opens_a_socket_ptraces_or_signals";
+    if !crate::needs::facility(
+        test,
+        "the seccomp layer of the worker sandbox",
+        scene.layer_is_on("seccomp"),
+    ) {
+        return;
+    }
+    let api = scene.api.local_addr().unwrap();
+    for attempt in [
+        "fork".to_string(),
+        "exec:/usr/bin/mount".into(),
+        format!("connect:{api}"),
+        format!("ptrace:{}", scene.sibling_pid()),
+        format!("signal:{}", std::process::id()),
+    ] {
+        let (status, done, out) = scene.probe(&["--only", "seccomp"], std::slice::from_ref(&attempt));
+        assert_eq!(
+            status.signal(),
+            Some(libc_sigsys()),
+            "{attempt} was not killed by seccomp: {out}"
+        );
+        assert!(done.is_empty(), "{attempt} reported back: {out}");
+        let (status, done, out) = scene.probe(&["--sandbox", "off"], std::slice::from_ref(&attempt));
+        let allowed = if attempt.starts_with("exec:") {
+            // Replaced by the program: its own output is the proof.
+            status.success() && out.contains("util-linux")
+        } else {
+            status.success() && done.len() == 1 && done[0].allowed
+        };
+        assert!(allowed, "positive control of {attempt} failed: {out}");
+    }
+}
+
+const fn libc_sigsys() -> i32 {
+    31
+}
+
+#[test]
+fn a_file_past_max_file_size_fails_inside_the_worker_which_lives_on() {
+    let scene = Scene::new();
+    let big = format!("fill:{}:{}", scene.path("data/mine/big"), 3 << 20);
+    let (status, done, out) = scene.probe(&["--file-size", &(1u64 << 20).to_string()], std::slice::from_ref(&big));
+    assert!(status.success(), "the probe died instead of getting EFBIG: {out}");
+    assert!(!done[0].allowed && done[0].detail.contains("File too large"), "{out}");
+    let (status, done, out) = scene.probe(&["--sandbox", "off"], &[big]);
+    assert!(status.success() && done[0].allowed, "positive control: {out}");
+}
+
+#[test]
+fn the_whole_sandbox_denies_everything_an_escaped_guest_tries() {
+    let scene = Scene::new();
+    let test = "the_whole_sandbox_denies_everything_an_escaped_guest_tries";
+    let (status, _, out) = scene.probe(&["--report"], &[]);
+    assert!(status.success(), "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.lines().next().unwrap_or("")).unwrap();
+    for (i, layer) in ["namespaces", "identity", "landlock", "seccomp"].iter().enumerate() {
+        let state = &report["layers"][i];
+        assert_eq!(state[0], *layer, "{report}");
+        if !crate::needs::facility(
+            test,
+            &format!("the {layer} layer ({})", state[1]),
+            state[1]["state"] == "on",
+        ) {
+            return;
+        }
+    }
+    let mut attempts = vec![
+        format!("read:{}", scene.path("data/victim/secret")),
+        format!("write:{}", scene.path("data/victim/planted")),
+        format!("write:{}", scene.path("cache/engine/plugin.cwasm")),
+        format!("write:{}", scene.path("cache/engine/planted.cwasm")),
+        format!("write:{}", scene.path("plugins/echo.plugin")),
+        format!("write:{}", scene.path("bin/bulkhead")),
+        "read:/etc/shadow".into(),
+    ];
+    if let Some(cgroup) = &scene.cgroup {
+        attempts.push(format!("write:{}", cgroup.0.join("pids.max").display()));
+    }
+    let (status, denied, out) = scene.probe(&[], &attempts);
+    assert!(status.success(), "{out}");
+    assert_eq!(denied.len(), attempts.len(), "{out}");
+    assert!(denied.iter().all(|a| !a.allowed), "{out}");
+    let (status, own, out) = scene.probe(&[], &[format!("write:{}", scene.path("data/mine/note"))]);
+    assert!(status.success() && own[0].allowed, "its own namespace: {out}");
+    let api = scene.api.local_addr().unwrap();
+    for attempt in [
+        format!("connect:{api}"),
+        "fork".into(),
+        format!("signal:{}", std::process::id()),
+    ] {
+        let (status, _, out) = scene.probe(&[], std::slice::from_ref(&attempt));
+        assert_eq!(status.signal(), Some(libc_sigsys()), "{attempt}: {out}");
+    }
+}
+
+/// The real thing: a worker of a running host is in the sandbox the probe
+/// showed (uid, seccomp, no_new_privs, its own namespaces).
+#[test]
+fn a_hosts_workers_run_inside_the_sandbox() {
+    let dir = scratch();
+    let server = Server::start(&config(dir.path(), ""), &[]);
+    assert_eq!(server.invoke("tenant-a", "echo", "x").status, 200);
+    let pid = server.worker_pids_of("ns:tenant-a");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if !crate::needs::facility(
+        "a_hosts_workers_run_inside_the_sandbox",
+        "root (to drop workers' uid)",
+        rustix::process::geteuid().is_root(),
+    ) {
+        return;
+    }
+    assert!(field("Uid:").starts_with("65534"), "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    for ns in ["net", "mnt", "ipc"] {
+        let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let worker = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_ne!(host, worker, "the worker shares the host's {ns} namespace");
+    }
+    // The host says so in its health report and log.
+    let health = server.call("GET", "/v1/health", &[], b"");
+    assert!(health.text().contains("\"seccomp\""), "{}", health.text());
+    assert_eq!(server.invoke("tenant-b", "echo", "y").text(), "y");
+}
