@@ -108,6 +108,7 @@ fn valid_frames() -> Vec<u8> {
                 sha256: crate::sandbox::sha256(b"artifact"),
                 size: 8,
                 path: "/cache/artifact".into(),
+                compiled_sha256: crate::sandbox::sha256(b"compiled"),
             },
         }),
     ];

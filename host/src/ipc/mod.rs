@@ -27,7 +27,7 @@ pub use self::messages::{Assignment, PluginSpec};
 pub(crate) use self::messages::{FromWorker, Init, Invoke, Outcome, ToWorker};
 
 /// Bumped on every incompatible change of [`ToWorker`] or [`FromWorker`].
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame either side accepts: room for the largest payload or output
 /// plus the message around it (names, limits, an error message).

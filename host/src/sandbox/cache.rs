@@ -99,21 +99,30 @@ impl CompileCache {
     }
 
     /// Stores `artifact` for `digest` atomically, then its own digest, and
-    /// returns its path.
-    pub(crate) fn store(&self, digest: &Sha256Digest, artifact: &[u8]) -> io::Result<PathBuf> {
+    /// returns its path and that digest.
+    pub(crate) fn store(&self, digest: &Sha256Digest, artifact: &[u8]) -> io::Result<(PathBuf, Sha256Digest)> {
         let path = self.path(digest);
+        let own = sha256(artifact);
         self.write_atomically(&path, artifact)?;
-        self.write_atomically(&self.digest_path(digest), hex::encode(sha256(artifact)).as_bytes())?;
-        Ok(path)
+        self.write_atomically(&self.digest_path(digest), hex::encode(own).as_bytes())?;
+        Ok((path, own))
     }
 
-    /// The artifact for `digest`, if the cache has it and it still has the
-    /// digest recorded when it was stored.
-    pub(crate) fn lookup(&self, digest: &Sha256Digest) -> Option<PathBuf> {
+    /// The artifact for `digest` and its own digest, if the cache has it and
+    /// it still has the digest recorded when it was stored.
+    pub(crate) fn lookup(&self, digest: &Sha256Digest) -> Option<(PathBuf, Sha256Digest)> {
         let recorded = std::fs::read_to_string(self.digest_path(digest)).ok()?;
         let path = self.path(digest);
-        let artifact = std::fs::read(&path).ok()?;
-        (hex::encode(sha256(&artifact)) == recorded.trim()).then_some(path)
+        let own = sha256(&std::fs::read(&path).ok()?);
+        if hex::encode(own) != recorded.trim() {
+            tracing::warn!(
+                "compile cache: {} does not have the digest recorded when it was stored \
+                 (changed on disk); it is not used and will be compiled again",
+                path.display()
+            );
+            return None;
+        }
+        Some((path, own))
     }
 }
 
@@ -138,7 +147,8 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o700, "only the host's user may write the cache");
         assert_eq!(cache.lookup(&digest), None, "nothing stored yet");
-        let path = cache.store(&digest, b"artifact").unwrap();
+        let (path, own) = cache.store(&digest, b"artifact").unwrap();
+        assert_eq!(own, sha256(b"artifact"));
         assert_eq!(std::fs::read(&path).unwrap(), b"artifact");
         let mut leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -151,7 +161,7 @@ mod tests {
             [format!("{name}.cwasm"), format!("{name}.sha256")],
             "temporary files left behind"
         );
-        assert_eq!(cache.lookup(&digest), Some(path.clone()));
+        assert_eq!(cache.lookup(&digest), Some((path.clone(), own)));
     }
 
     #[test]
@@ -159,7 +169,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let cache = CompileCache::open(root.path(), &Engine::default()).unwrap();
         let digest = sha256(b"plugin");
-        let path = cache.store(&digest, b"artifact").unwrap();
+        let (path, own) = cache.store(&digest, b"artifact").unwrap();
+        assert_eq!(own, sha256(b"artifact"));
         std::fs::write(&path, b"tampered").unwrap();
         assert_eq!(cache.lookup(&digest), None);
         std::fs::remove_file(&path).unwrap();

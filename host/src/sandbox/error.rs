@@ -78,6 +78,10 @@ pub enum PluginError {
     /// A cached artifact could not be loaded (and recompiling it failed too).
     #[error("loading compiled plugin {}: {message}", path.display())]
     Load { path: PathBuf, message: String },
+    /// A compiled artifact does not have the digest the host stored with it
+    /// (changed on disk, or replaced): it is not loaded.
+    #[error("the compiled artifact {} was tampered with: {reason}; deploy the plugin again", path.display())]
+    Tampered { path: PathBuf, reason: String },
     /// The host could not run its compile child (spawn, pipes, a crash that
     /// is not the plugin's doing).
     #[error("the compiler process failed: {0}")]
@@ -87,7 +91,7 @@ pub enum PluginError {
 impl PluginError {
     /// The contract kind when the error is the plugin's fault.
     pub fn kind(&self) -> Option<ErrorKind> {
-        matches!(self, Self::Invalid(_)).then_some(ErrorKind::InvalidPlugin)
+        matches!(self, Self::Invalid(_) | Self::Tampered { .. }).then_some(ErrorKind::InvalidPlugin)
     }
 }
 
@@ -141,6 +145,10 @@ pub enum HostFailure {
     /// once an operator has looked.
     #[error("the host cannot prepare {GUEST_DATA_DIR}: {message}")]
     DataDir { message: String },
+    /// The plugin's artifact could not be loaded in this worker (it was
+    /// tampered with, or does not load): its calls fail, the others run.
+    #[error("plugin {name} cannot be loaded: {message}")]
+    PluginUnloadable { name: String, message: String },
     /// The worker is draining its calls before it exits.
     #[error("the worker is shutting down")]
     ShuttingDown,
@@ -156,6 +164,7 @@ impl HostFailure {
         match self {
             Self::WrongNamespace { .. } => ErrorKind::Forbidden,
             Self::PluginNotFound { .. } => ErrorKind::PluginNotFound,
+            Self::PluginUnloadable { .. } => ErrorKind::InvalidPlugin,
             Self::DataDir { .. } | Self::ShuttingDown | Self::NoInstanceSlot { .. } => ErrorKind::WorkerUnavailable,
         }
     }

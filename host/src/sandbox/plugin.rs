@@ -83,6 +83,9 @@ pub struct Artifact {
     pub size: usize,
     /// Where the precompiled artifact is.
     pub path: PathBuf,
+    /// sha256 of the precompiled artifact, as the host stored it: a worker
+    /// maps no artifact whose bytes do not have it.
+    pub compiled_sha256: Sha256Digest,
 }
 
 /// The result of one [`Sandbox::compile`].
@@ -159,7 +162,7 @@ impl Sandbox {
         let digest = sha256(bytes);
         let path = self.cache.path(&digest);
         let started = Instant::now();
-        if let Some(path) = self.cache.lookup(&digest) {
+        if let Some((path, compiled_sha256)) = self.cache.lookup(&digest) {
             match self.deserialize(&path) {
                 Ok(component) => {
                     self.validator.check(&component)?;
@@ -168,6 +171,7 @@ impl Sandbox {
                             sha256: digest,
                             size: bytes.len(),
                             path,
+                            compiled_sha256,
                         },
                         compile_time: Duration::ZERO,
                         cache_hit: true,
@@ -179,18 +183,19 @@ impl Sandbox {
             }
         }
         let validated = self.validator.compile(bytes)?;
-        let path = self
-            .cache
-            .store(&digest, &validated.artifact)
-            .map_err(|source| PluginError::Cache {
-                path: path.clone(),
-                source,
-            })?;
+        let (path, compiled_sha256) =
+            self.cache
+                .store(&digest, &validated.artifact)
+                .map_err(|source| PluginError::Cache {
+                    path: path.clone(),
+                    source,
+                })?;
         Ok(Compiled {
             artifact: Artifact {
                 sha256: digest,
                 size: bytes.len(),
                 path,
+                compiled_sha256,
             },
             compile_time: started.elapsed(),
             cache_hit: false,
@@ -200,7 +205,15 @@ impl Sandbox {
     /// Loads a compiled plugin for calls: maps the artifact, links it and
     /// type-checks it. Runs none of its code.
     pub fn load(&self, name: &str, artifact: Artifact, mode: InstanceMode) -> Result<Arc<Plugin>, PluginError> {
+        let verified = verify(&artifact)?;
         let component = self.deserialize(&artifact.path)?;
+        // The file mapped is the one whose bytes were checked: not replaced
+        // in between (only the host's user could, see `deserialize`).
+        if file_identity(&std::fs::metadata(&artifact.path).map_err(|e| tampered(&artifact, e.to_string()))?)
+            != verified
+        {
+            return Err(tampered(&artifact, "it was replaced while it was being loaded".into()));
+        }
         let pre = self.validator.check(&component)?;
         Ok(Arc::new(Plugin {
             name: name.into(),
@@ -235,19 +248,66 @@ impl Sandbox {
     }
 
     fn deserialize(&self, artifact: &Path) -> Result<Component, PluginError> {
+        // The caller checked the artifact's digest first (`verify`).
         // SAFETY: `deserialize_file` needs a file written by
         // `Component::serialize` of a compatible engine that stays unchanged
         // while it is mapped. The artifact is in the directory of this
         // engine's compatibility hash; the cache writes each entry to a
         // temporary name and renames it into place, so a mapped file is
         // never written again; and the cache directory is created 0700, so
-        // only the host's user can replace an entry (workers still run as
-        // that user: the OS sandbox is what keeps an escaped guest out).
+        // only the host's user can replace an entry: workers see the cache
+        // through a read-only mount, as another uid, under Landlock
+        // (`worker::jail`).
         unsafe { Component::deserialize_file(self.validator.engine(), artifact) }.map_err(|e| PluginError::Load {
             path: artifact.to_owned(),
             message: format!("{e:#}"),
         })
     }
+}
+
+/// Inode and size of a file: the same while nobody replaces or extends it.
+fn file_identity(meta: &std::fs::Metadata) -> (u64, u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), meta.size())
+}
+
+fn tampered(artifact: &Artifact, reason: String) -> PluginError {
+    PluginError::Tampered {
+        path: artifact.path.clone(),
+        reason,
+    }
+}
+
+/// Reads the artifact through one descriptor and checks it has the digest
+/// the host stored with it; the file's identity, for the check after
+/// mapping. An artifact changed on disk (by anyone: a worker cannot write
+/// the cache, but the host's user can) is never loaded.
+fn verify(artifact: &Artifact) -> Result<(u64, u64, u64), PluginError> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| tampered(artifact, e.to_string());
+    let mut file = std::fs::File::open(&artifact.path).map_err(fail)?;
+    let identity = file_identity(&file.metadata().map_err(fail)?);
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        sha2::Digest::update(&mut hasher, &buf[..n]);
+    }
+    let digest: Sha256Digest = sha2::Digest::finalize(hasher).into();
+    if digest != artifact.compiled_sha256 {
+        return Err(tampered(
+            artifact,
+            format!(
+                "its sha256 is {}, not the {} the host stored",
+                hex::encode(digest),
+                hex::encode(artifact.compiled_sha256)
+            ),
+        ));
+    }
+    Ok(identity)
 }
 
 #[cfg(test)]

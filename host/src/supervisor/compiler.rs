@@ -113,14 +113,15 @@ impl Compiler {
     pub async fn compile(&self, bytes: &[u8]) -> Result<Compiled, PluginError> {
         check_header(bytes, self.sandbox.max_plugin_size)?;
         let digest = sha256(bytes);
-        let artifact = |path| Artifact {
+        let artifact = |(path, compiled_sha256)| Artifact {
             sha256: digest,
             size: bytes.len(),
             path,
+            compiled_sha256,
         };
-        if let Some(path) = self.cache.lookup(&digest) {
+        if let Some(found) = self.cache.lookup(&digest) {
             return Ok(Compiled {
-                artifact: artifact(path),
+                artifact: artifact(found),
                 compile_time: Duration::ZERO,
                 cache_hit: true,
             });
@@ -132,7 +133,7 @@ impl Compiler {
             .map_err(|_| PluginError::Compiler("the compiler is closed".into()))?;
         let started = Instant::now();
         let compiled = self.run_child(bytes).await?;
-        let path = self
+        let stored = self
             .cache
             .store(&digest, &compiled)
             .map_err(|source| PluginError::Cache {
@@ -140,7 +141,7 @@ impl Compiler {
                 source,
             })?;
         Ok(Compiled {
-            artifact: artifact(path),
+            artifact: artifact(stored),
             compile_time: started.elapsed(),
             cache_hit: false,
         })

@@ -51,6 +51,7 @@ where
     let mut state = WorkerState {
         sandbox: None,
         plugins: HashMap::new(),
+        unloadable: HashMap::new(),
         out,
         calls: TaskTracker::new(),
         jail,
@@ -100,6 +101,9 @@ enum Flow {
 struct WorkerState {
     sandbox: Option<Arc<Sandbox>>,
     plugins: HashMap<String, Arc<Plugin>>,
+    /// Plugins of `Init` whose artifact would not load (tampered with, say),
+    /// and why: their calls fail with `invalid_plugin`, the rest run.
+    unloadable: HashMap<String, String>,
     out: mpsc::UnboundedSender<FromWorker>,
     calls: TaskTracker,
     jail: Option<Arc<Jail>>,
@@ -128,6 +132,7 @@ impl WorkerState {
                 let name = spec.name.clone();
                 let error = match load(&sandbox, spec) {
                     Ok(plugin) => {
+                        self.unloadable.remove(&name);
                         self.plugins.insert(name.clone(), plugin);
                         None
                     }
@@ -137,6 +142,7 @@ impl WorkerState {
             }
             ToWorker::PluginRemove { name } => {
                 self.plugins.remove(&name);
+                self.unloadable.remove(&name);
                 self.reply(FromWorker::PluginRemoved { name });
             }
             ToWorker::Shutdown { grace } => {
@@ -161,11 +167,16 @@ impl WorkerState {
         };
         for spec in init.plugins {
             let name = spec.name.clone();
-            match load(&sandbox, spec) {
+            match sandbox.load(&spec.name, spec.artifact, spec.mode) {
                 Ok(plugin) => {
                     self.plugins.insert(name, plugin);
                 }
-                Err(e) => return Err(self.init_failed(e)),
+                // One plugin that cannot load must not keep every tenant's
+                // new workers from starting.
+                Err(e) => {
+                    tracing::error!("plugin {name}: {e}; its calls fail with invalid_plugin");
+                    self.unloadable.insert(name, e.to_string());
+                }
             }
         }
         // Warm the instantiation path with the host's own plugin, never a
@@ -234,7 +245,14 @@ impl WorkerState {
             return Ok(());
         }
         let Some(plugin) = self.plugins.get(&invoke.plugin).cloned() else {
-            self.reply(refuse(HostFailure::PluginNotFound { name: invoke.plugin }));
+            let failure = match self.unloadable.get(&invoke.plugin) {
+                Some(message) => HostFailure::PluginUnloadable {
+                    name: invoke.plugin,
+                    message: message.clone(),
+                },
+                None => HostFailure::PluginNotFound { name: invoke.plugin },
+            };
+            self.reply(refuse(failure));
             return Ok(());
         };
         let out = self.out.clone();

@@ -378,3 +378,62 @@ fn a_hosts_workers_run_inside_the_sandbox() {
     assert!(health.text().contains("\"seccomp\""), "{}", health.text());
     assert_eq!(server.invoke("tenant-b", "echo", "y").text(), "y");
 }
+
+/// Replaces `path` with `bytes` the way an attacker with write access would
+/// without disturbing processes that mapped the old file: a new file
+/// renamed over it.
+fn replace_file(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("evil");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Every artifact in the compile cache under `data`.
+fn artifacts(data: &Path) -> Vec<PathBuf> {
+    walk(&data.join(".cache"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect()
+}
+
+#[test]
+fn a_tampered_artifact_is_never_run_by_a_worker_or_loaded_by_the_host() {
+    let dir = scratch();
+    let server = Server::start(&config(dir.path(), ""), &[]);
+    assert_eq!(server.invoke("first", "echo", "before").text(), "before");
+    // Every artifact changed on disk, as by someone with the host's rights.
+    let data = dir.path().join("data");
+    let found = artifacts(&data);
+    assert!(!found.is_empty(), "no artifact under {}", data.display());
+    for artifact in &found {
+        let mut bytes = std::fs::read(artifact).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        replace_file(artifact, &bytes);
+    }
+    // `first` keeps its worker, which mapped the artifact before.
+    assert_eq!(server.invoke("first", "echo", "still").text(), "still");
+    // A worker started after the change refuses to map it: its own
+    // invalid_plugin error for the tenant, a log line for the operator.
+    // (`second` may still adopt the one pool worker that was started
+    // before the change; `third`'s worker was started after it.)
+    let _ = server.invoke("second", "echo", "after");
+    let reply = server.invoke("third", "echo", "after");
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["kind"], "invalid_plugin", "{}", reply.text());
+    assert!(reply.text().contains("tampered"), "{}", reply.text());
+    assert_eq!(server.invoke("first", "echo", "beside").text(), "beside");
+    assert!(server.log_text().contains("was tampered with"), "{}", server.log_text());
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+
+    // The next host finds the damage, says so, and compiles again: the
+    // tampered bytes are never loaded.
+    let server = Server::start(&config(dir.path(), ""), &[]);
+    assert_eq!(server.invoke("fourth", "echo", "healed").text(), "healed");
+    assert!(
+        server.log_text().contains("does not have the digest recorded"),
+        "{}",
+        server.log_text()
+    );
+}

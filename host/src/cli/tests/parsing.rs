@@ -38,6 +38,7 @@ fn the_worker_subcommand_is_hidden_from_help() {
             "health",
             "bench",
             "config",
+            "sandbox",
             "help"
         ],
         "{help}"
