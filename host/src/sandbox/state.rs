@@ -9,7 +9,7 @@
 //! worker process (a compartment) at most [`LOG_RATE`] lines a second over
 //! time, in bursts of up to [`LOG_BURST`]; lines over either bound are
 //! dropped and counted in a summary line. The worker writes its log through
-//! a non-blocking writer (`worker/mod.rs`), so a slow reader of its stderr
+//! one non-blocking write per line (`worker/log.rs`), so a slow reader of its stderr
 //! never stalls a call inside a host function.
 
 use std::sync::{Arc, Mutex, PoisonError};
