@@ -68,7 +68,7 @@ json.dump(rows, open(sys.argv[1], "w"), indent=2)
 EOF
 
 echo "== bench cold-start" >&2
-"$bin" bench cold-start --iterations "$iterations" --json > "$out/cold-start.json"
+"$bin" bench cold-start --iterations "$iterations" --sandbox both --json > "$out/cold-start.json"
 "$bin" bench cold-start --iterations "$idle_iterations" --idle-ms 200 --json > "$out/cold-start-idle.json"
 
 echo "== bench memory" >&2

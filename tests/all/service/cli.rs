@@ -133,29 +133,30 @@ fn bench_cold_start_measures_every_level_and_the_baselines() {
         "none,session",
         "--pool",
         "both",
+        "--sandbox",
+        "both",
         "--json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    let keys: Vec<(String, String)> = rows
+    let keys: Vec<[String; 3]> = rows
         .iter()
-        .map(|r| {
-            (
-                r["level"].as_str().unwrap().to_owned(),
-                r["pool"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|r| ["level", "pool", "sandbox"].map(|k| r[k].as_str().unwrap().to_owned()))
         .collect();
     let expected = [
-        ("none", "on"),
-        ("session", "on"),
-        ("none", "off"),
-        ("session", "off"),
-        ("baseline:spawn", "-"),
-        ("baseline:in-process", "-"),
+        ["none", "on", "on"],
+        ["none", "on", "off"],
+        ["session", "on", "on"],
+        ["session", "on", "off"],
+        ["none", "off", "on"],
+        ["none", "off", "off"],
+        ["session", "off", "on"],
+        ["session", "off", "off"],
+        ["baseline:spawn", "-", "-"],
+        ["baseline:in-process", "-", "-"],
     ];
-    assert_eq!(keys, expected.map(|(l, p)| (l.to_owned(), p.to_owned())));
+    assert_eq!(keys, expected.map(|row| row.map(str::to_owned)));
     for row in rows {
         assert_eq!(row["n"], 3, "{row}");
         let (p50, p99, max) = (

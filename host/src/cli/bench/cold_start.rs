@@ -45,6 +45,10 @@ pub struct ColdStartCommand {
     /// With a warm pool, without, or both.
     #[arg(long, value_enum, default_value_t = PoolMode::Both)]
     pool: PoolMode,
+    /// With the worker sandbox (`worker.sandbox = "best-effort"`), without
+    /// (`off`), or both, each row measured in the same run.
+    #[arg(long, value_enum, default_value_t = PoolMode::On)]
+    sandbox: PoolMode,
     /// Quiet time before each measured request and baseline step, in
     /// milliseconds: 0 measures back to back; a few hundred shows what a
     /// first request after a lull costs (cold caches, idle CPUs, kernel
@@ -71,24 +75,26 @@ impl ColdStartCommand {
         let n = self.iterations as usize;
         let idle = Duration::from_millis(self.idle_ms);
         let mut rows = Vec::new();
-        let modes: &[bool] = match self.pool {
-            PoolMode::On => &[true],
-            PoolMode::Off => &[false],
-            PoolMode::Both => &[true, false],
+        let on_off = |mode| -> &'static [bool] {
+            match mode {
+                PoolMode::On => &[true],
+                PoolMode::Off => &[false],
+                PoolMode::Both => &[true, false],
+            }
         };
-        for &pool in modes {
+        let word = |on: bool| if on { "on" } else { "off" };
+        for &pool in on_off(self.pool) {
             for &level in &self.levels {
-                let samples = measure_level(level, pool, n, idle).await?;
-                rows.push(Row::from_samples(
-                    level.as_str(),
-                    if pool { "on" } else { "off" },
-                    samples,
-                ));
+                for &sandbox in on_off(self.sandbox) {
+                    let samples = measure_level(level, pool, sandbox, n, idle).await?;
+                    rows.push(Row::from_samples(level.as_str(), word(pool), word(sandbox), samples));
+                }
             }
         }
-        rows.push(Row::from_samples("baseline:spawn", "-", spawn_baseline(n, idle)?));
+        rows.push(Row::from_samples("baseline:spawn", "-", "-", spawn_baseline(n, idle)?));
         rows.push(Row::from_samples(
             "baseline:in-process",
+            "-",
             "-",
             in_process_baseline(n, idle).await?,
         ));
@@ -98,22 +104,33 @@ impl ColdStartCommand {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<20} {:<4} {:>6} {:>8} {:>8} {:>8} {:>8}",
-        "level", "pool", "n", "p50_us", "p90_us", "p99_us", "max_us"
+        "{:<20} {:<4} {:<7} {:>6} {:>8} {:>8} {:>8} {:>8}",
+        "level", "pool", "sandbox", "n", "p50_us", "p90_us", "p99_us", "max_us"
     );
     for r in rows {
         println!(
-            "{:<20} {:<4} {:>6} {:>8} {:>8} {:>8} {:>8}",
-            r.level, r.pool, r.n, r.p50_us, r.p90_us, r.p99_us, r.max_us
+            "{:<20} {:<4} {:<7} {:>6} {:>8} {:>8} {:>8} {:>8}",
+            r.level, r.pool, r.sandbox, r.n, r.p50_us, r.p90_us, r.p99_us, r.max_us
         );
     }
 }
 
-/// Cold starts at one level with the pool on or off.
-async fn measure_level(level: IsolationLevel, pool: bool, n: usize, idle: Duration) -> anyhow::Result<Vec<Duration>> {
+/// Cold starts at one level with the pool on or off, the sandbox on or off.
+async fn measure_level(
+    level: IsolationLevel,
+    pool: bool,
+    sandbox: bool,
+    n: usize,
+    idle: Duration,
+) -> anyhow::Result<Vec<Duration>> {
     let host = LocalHost::start(None, |config| {
         config.isolation.level = level;
         config.pool.warm = if pool { 2 } else { 0 };
+        config.worker.sandbox = if sandbox {
+            crate::worker::SandboxMode::BestEffort
+        } else {
+            crate::worker::SandboxMode::Off
+        };
     })
     .await?;
     let (service, url) = (Arc::clone(&host.service), host.url.clone());

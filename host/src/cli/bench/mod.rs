@@ -58,6 +58,8 @@ impl BenchCommand {
 pub struct Row {
     pub level: String,
     pub pool: String,
+    /// `on` (the worker sandbox as configured: best-effort), `off`, or `-`.
+    pub sandbox: String,
     pub n: usize,
     pub p50_us: u64,
     pub p90_us: u64,
@@ -66,12 +68,13 @@ pub struct Row {
 }
 
 impl Row {
-    fn from_samples(level: &str, pool: &str, mut samples: Vec<Duration>) -> Self {
+    fn from_samples(level: &str, pool: &str, sandbox: &str, mut samples: Vec<Duration>) -> Self {
         samples.sort_unstable();
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         Self {
             level: level.to_owned(),
             pool: pool.to_owned(),
+            sandbox: sandbox.to_owned(),
             n: samples.len(),
             p50_us: micros(percentile(&samples, 0.50)),
             p90_us: micros(percentile(&samples, 0.90)),
