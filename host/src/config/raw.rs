@@ -107,6 +107,8 @@ pub(crate) struct RawLimits {
     pub(crate) max_concurrent: Option<u32>,
     pub(crate) max_queued: Option<u32>,
     pub(crate) queue_timeout: Option<DurationValue>,
+    pub(crate) cpu_weight: Option<u32>,
+    pub(crate) cpu_max: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

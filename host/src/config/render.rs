@@ -156,6 +156,11 @@ fn limits(limits: &Limits) -> Value {
         ("max_concurrent", i64::from(limits.max_concurrent).into()),
         ("max_queued", i64::from(limits.max_queued).into()),
         ("queue_timeout", format_duration(limits.queue_timeout).into()),
+        ("cpu_weight", i64::from(limits.cpu_weight).into()),
+        (
+            "cpu_max",
+            limits.cpu_max_millicores.map_or(0.0, |m| f64::from(m) / 1000.0).into(),
+        ),
     ])
 }
 

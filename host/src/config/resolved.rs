@@ -412,6 +412,16 @@ pub struct Limits {
     /// Default 1s, more than 0, at most [`Self::QUEUE_TIMEOUT_CEILING`]. The
     /// wait does not count against `timeout`.
     pub queue_timeout: Duration,
+    /// Addition to `CONTRACT.md`: `cpu_weight`, the CPU share of each of the
+    /// tenant's workers against the others under contention (cgroup
+    /// `cpu.weight`; v1 `cpu.shares` scaled). 1 to 10000, default 100.
+    pub cpu_weight: u32,
+    /// Addition to `CONTRACT.md`: `cpu_max`, the most CPU each of the
+    /// tenant's workers may use, in CPUs (`0.5` is half a core; cgroup CFS
+    /// quota), written `0` for no cap (the default); `Some` thousandths of a
+    /// CPU here. Against a malicious tenant: a spinning worker cannot take
+    /// more than this from its neighbours, whatever fuel allows.
+    pub cpu_max_millicores: Option<u32>,
 }
 
 impl Limits {
@@ -442,6 +452,14 @@ impl Limits {
     pub const DEFAULT_QUEUE_TIMEOUT: Duration = AdmissionLimits::DEFAULT_QUEUE_TIMEOUT;
     /// 5 minutes.
     pub const QUEUE_TIMEOUT_CEILING: Duration = Duration::from_secs(5 * 60);
+    /// The cgroup v2 default weight.
+    pub const DEFAULT_CPU_WEIGHT: u32 = crate::ipc::CpuLimits::DEFAULT_WEIGHT;
+    /// The cgroup v2 maximum weight.
+    pub const CPU_WEIGHT_CEILING: u32 = 10_000;
+    /// One hundredth of a CPU: the smallest cap (1 ms per 100 ms period).
+    pub const CPU_MAX_FLOOR: f64 = 0.01;
+    /// 1024 CPUs.
+    pub const CPU_MAX_CEILING: f64 = 1024.0;
 }
 
 impl Default for Limits {
@@ -453,6 +471,8 @@ impl Default for Limits {
             max_concurrent: Self::DEFAULT_MAX_CONCURRENT,
             max_queued: Self::DEFAULT_MAX_QUEUED,
             queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
+            cpu_weight: Self::DEFAULT_CPU_WEIGHT,
+            cpu_max_millicores: None,
         }
     }
 }

@@ -354,6 +354,26 @@ impl Check<'_> {
                 Duration::from_millis(1),
                 Limits::QUEUE_TIMEOUT_CEILING,
             )?,
+            cpu_weight: self.count(
+                &key("cpu_weight"),
+                raw.cpu_weight.unwrap_or(base.cpu_weight),
+                1,
+                Limits::CPU_WEIGHT_CEILING,
+            )?,
+            cpu_max_millicores: match raw.cpu_max {
+                None => base.cpu_max_millicores,
+                Some(0.0) => None,
+                Some(cpus) => {
+                    let cpus = self.bounded(
+                        &key("cpu_max"),
+                        cpus,
+                        Limits::CPU_MAX_FLOOR,
+                        Limits::CPU_MAX_CEILING,
+                        |c| format!("{c} CPUs"),
+                    )?;
+                    Some((cpus * 1000.0).round() as u32)
+                }
+            },
         })
     }
 

@@ -82,6 +82,43 @@ pub struct Assignment {
     pub namespace: Option<Namespace>,
     /// The session the worker serves (level `session`).
     pub session: Option<SessionId>,
+    /// The tenant's CPU weight and cap, for the worker's cgroup (the host
+    /// applies it; the worker is not trusted to).
+    pub cpu: CpuLimits,
+}
+
+/// A tenant's CPU share and cap, applied to its worker's cgroup at
+/// assignment (pool workers are tenant-agnostic until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CpuLimits {
+    /// Relative weight against other workers under contention, cgroup v2
+    /// style: 1 to 10000, 100 by default (v1 `cpu.shares` = weight * 1024 / 100).
+    pub weight: u32,
+    /// The most CPU time it may use, in thousandths of a CPU per period
+    /// (`500` is half a core); `None` is no cap.
+    pub max_millicores: Option<u32>,
+}
+
+impl CpuLimits {
+    /// The default weight.
+    pub const DEFAULT_WEIGHT: u32 = 100;
+    /// The CFS period the cap is expressed in: 100 ms.
+    pub(crate) const PERIOD_US: u64 = 100_000;
+
+    /// The CFS quota per period, in microseconds (at least 1 ms).
+    pub(crate) fn quota_us(&self) -> Option<u64> {
+        self.max_millicores
+            .map(|m| (u64::from(m) * Self::PERIOD_US / 1000).max(1000))
+    }
+}
+
+impl Default for CpuLimits {
+    fn default() -> Self {
+        Self {
+            weight: Self::DEFAULT_WEIGHT,
+            max_millicores: None,
+        }
+    }
 }
 
 /// One call.

@@ -23,7 +23,7 @@ mod framing;
 mod messages;
 
 pub(crate) use self::framing::{FrameError, Receiver, Sender, channel};
-pub use self::messages::{Assignment, PluginSpec};
+pub use self::messages::{Assignment, CpuLimits, PluginSpec};
 pub(crate) use self::messages::{FromWorker, Init, Invoke, Outcome, ToWorker};
 
 /// Bumped on every incompatible change of [`ToWorker`] or [`FromWorker`].

@@ -219,6 +219,10 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
                     level,
                     namespace: (level != IsolationLevel::None).then(|| key.namespace.clone()),
                     session: (level == IsolationLevel::Session).then(|| key.session.clone()),
+                    cpu: match level {
+                        IsolationLevel::None => self.settings.default_policy.cpu,
+                        _ => self.policy(&key.namespace).cpu,
+                    },
                 };
                 compartments.insert(
                     id.clone(),

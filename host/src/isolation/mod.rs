@@ -39,6 +39,8 @@ pub struct TenantPolicy {
     /// The most processes the tenant may hold at once (its quota); `None`
     /// is [`IsolationSettings::default_quota`].
     pub max_processes: Option<usize>,
+    /// The CPU weight and cap of each of the tenant's workers.
+    pub cpu: crate::ipc::CpuLimits,
 }
 
 impl TenantPolicy {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::{Service, ServiceSettings, StartError};
 use crate::config::{Config, Limits, PluginSource};
+use crate::ipc::CpuLimits;
 use crate::isolation::{AdmissionLimits, IsolationSettings, TenantPolicy};
 use crate::metrics::HostMetrics;
 use crate::names::Namespace;
@@ -68,6 +69,10 @@ pub fn isolation_settings(config: &Config) -> IsolationSettings {
         admission: admission(limits),
         plugins,
         max_processes: max_processes.map(|n| n as usize),
+        cpu: CpuLimits {
+            weight: limits.cpu_weight,
+            max_millicores: limits.cpu_max_millicores,
+        },
     };
     let tenants: HashMap<Namespace, TenantPolicy> = config
         .tenants

@@ -119,8 +119,10 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The supervisor (its spawner thread or its compiler) could not start.
+    /// (Its message includes the supervisor's error, so it is not also
+    /// given as the source: the chain would print it twice.)
     #[error("starting the supervisor: {0}")]
-    Supervisor(#[source] crate::supervisor::SupervisorError),
+    Supervisor(crate::supervisor::SupervisorError),
 }
 
 /// A stored plugin that could not be served: listed with why, its calls

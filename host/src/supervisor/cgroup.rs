@@ -22,13 +22,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::ipc::CpuLimits;
+
 /// Which cgroup layout the host found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Layout {
     /// cgroup v2: `memory.max`, `pids.max`, `memory.events`.
     V2 { base: PathBuf },
-    /// cgroup v1: `memory.limit_in_bytes` in one hierarchy, `pids.max` in another.
-    V1 { memory: PathBuf, pids: PathBuf },
+    /// cgroup v1: `memory.limit_in_bytes` in one hierarchy, `pids.max` in
+    /// another, `cpu.shares` and the CFS quota in a third when mounted.
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpu: Option<PathBuf>,
+    },
 }
 
 /// Creates per-worker cgroups under the host's own cgroup.
@@ -54,6 +61,8 @@ pub(crate) struct WorkerCgroup {
     /// `dirs`, where a thread that stepped in goes back to.
     homes: Option<Vec<PathBuf>>,
     oom_file: PathBuf,
+    /// Where `cpu.*` lives (one of `dirs`), if the cpu controller is there.
+    cpu: Option<PathBuf>,
 }
 
 /// The host's own path in a hierarchy, from `/proc/self/cgroup`.
@@ -78,17 +87,24 @@ fn detect(root: &Path) -> Option<Layout> {
     }
     let memory = root.join("memory").join(own_path(&own, Some("memory"))?).join(&host);
     let pids = root.join("pids").join(own_path(&own, Some("pids"))?).join(&host);
-    Some(Layout::V1 { memory, pids })
+    let cpu = own_path(&own, Some("cpu"))
+        .map(|path| root.join("cpu").join(path).join(&host))
+        .filter(|dir| dir.parent().is_some_and(|p| p.join("cpu.shares").exists()));
+    Some(Layout::V1 { memory, pids, cpu })
 }
 
 /// The cgroup layout of this machine, in words (for `sandbox check`).
 pub fn cgroup_layout() -> String {
     match detect(Path::new("/sys/fs/cgroup")) {
         Some(Layout::V2 { base }) => format!("v2 (workers under {})", base.parent().unwrap_or(&base).display()),
-        Some(Layout::V1 { memory, pids }) => format!(
-            "v1 (memory under {}, pids under {})",
+        Some(Layout::V1 { memory, pids, cpu }) => format!(
+            "v1 (memory under {}, pids under {}, cpu {})",
             memory.parent().unwrap_or(&memory).display(),
-            pids.parent().unwrap_or(&pids).display()
+            pids.parent().unwrap_or(&pids).display(),
+            cpu.as_ref().map_or("not mounted".into(), |cpu| format!(
+                "under {}",
+                cpu.parent().unwrap_or(cpu).display()
+            ))
         ),
         None => "none found".into(),
     }
@@ -134,7 +150,9 @@ impl Cgroups {
     fn host_dirs(&self) -> Vec<&PathBuf> {
         match &self.layout {
             Some(Layout::V2 { base }) => vec![base],
-            Some(Layout::V1 { memory, pids }) => vec![memory, pids],
+            Some(Layout::V1 { memory, pids, cpu }) => {
+                [Some(memory), cpu.as_ref(), Some(pids)].into_iter().flatten().collect()
+            }
             None => vec![],
         }
     }
@@ -201,27 +219,33 @@ fn create(layout: &Layout, name: &str, memory_max: u64, pids_max: u64) -> io::Re
             std::fs::create_dir_all(base)?;
             // Children of `base` need the controllers enabled in it.
             let _ = write(base, "cgroup.subtree_control", "+memory +pids");
+            // The cpu controller is optional: without it, no CPU limits.
+            let _ = write(base, "cgroup.subtree_control", "+cpu");
             let dir = base.join(name);
             std::fs::create_dir(&dir)?;
             WorkerCgroup {
                 oom_file: dir.join("memory.events"),
+                cpu: dir.join("cpu.weight").exists().then(|| dir.clone()),
                 dirs: vec![dir],
                 homes: None,
             }
         }
-        Layout::V1 { memory, pids } => {
-            let homes = [memory, pids].map(|base| base.parent().map(Path::to_owned));
-            let [Some(memory_home), Some(pids_home)] = homes else {
+        Layout::V1 { memory, pids, cpu } => {
+            // The pids hierarchy last: `kill_all` reads its members.
+            let bases: Vec<&PathBuf> = [Some(memory), cpu.as_ref(), Some(pids)].into_iter().flatten().collect();
+            let homes: Option<Vec<PathBuf>> = bases.iter().map(|base| base.parent().map(Path::to_owned)).collect();
+            let Some(homes) = homes else {
                 return Err(io::Error::other("a cgroup v1 directory has no parent"));
             };
-            let memory = memory.join(name);
-            let pids = pids.join(name);
-            std::fs::create_dir_all(&memory)?;
-            std::fs::create_dir_all(&pids)?;
+            let dirs: Vec<PathBuf> = bases.iter().map(|base| base.join(name)).collect();
+            for dir in &dirs {
+                std::fs::create_dir_all(dir)?;
+            }
             WorkerCgroup {
-                oom_file: memory.join("memory.oom_control"),
-                dirs: vec![memory, pids],
-                homes: Some(vec![memory_home, pids_home]),
+                oom_file: dirs[0].join("memory.oom_control"),
+                cpu: cpu.as_ref().map(|base| base.join(name)),
+                dirs,
+                homes: Some(homes),
             }
         }
     };
@@ -235,7 +259,7 @@ fn create(layout: &Layout, name: &str, memory_max: u64, pids_max: u64) -> io::Re
             })
         }
         Layout::V1 { .. } => {
-            let (memory, pids) = (&cgroup.dirs[0], &cgroup.dirs[1]);
+            let (memory, pids) = (&cgroup.dirs[0], &cgroup.dirs[cgroup.dirs.len() - 1]);
             write(memory, "memory.limit_in_bytes", &memory_max.to_string())
                 .and_then(|()| write(pids, "pids.max", &pids_max.to_string()))
         }
@@ -271,6 +295,26 @@ impl WorkerCgroup {
             tracing::error!("the spawner thread cannot return to the host's cgroup: {e}");
         }
         (spawned, entered.is_ok())
+    }
+
+    /// Applies a tenant's CPU weight and cap. An error when the cpu
+    /// controller is not available here.
+    pub(crate) fn set_cpu(&self, limits: &CpuLimits) -> io::Result<()> {
+        let Some(dir) = &self.cpu else {
+            return Err(io::Error::other("the cpu controller is not available"));
+        };
+        let weight = limits.weight.clamp(1, 10_000);
+        if self.homes.is_none() {
+            let max = limits.quota_us().map_or("max".to_owned(), |q| q.to_string());
+            write(dir, "cpu.weight", &weight.to_string())?;
+            write(dir, "cpu.max", &format!("{max} {}", CpuLimits::PERIOD_US))
+        } else {
+            let shares = (u64::from(weight) * 1024 / 100).max(2);
+            write(dir, "cpu.shares", &shares.to_string())?;
+            write(dir, "cpu.cfs_period_us", &CpuLimits::PERIOD_US.to_string())?;
+            let quota = limits.quota_us().map_or("-1".to_owned(), |q| q.to_string());
+            write(dir, "cpu.cfs_quota_us", &quota)
+        }
     }
 
     /// Moves the process `pid` into this cgroup.

@@ -14,7 +14,7 @@ use super::connection::Connection;
 use super::relay::relay_stderr;
 use super::spawner::{InCgroup, Placement, Spawner, WorkerCommand};
 use super::{ExitReason, StartError, WorkerExit};
-use crate::ipc::{self, Assignment, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
+use crate::ipc::{self, Assignment, CpuLimits, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
 use crate::names::{Namespace, SessionId};
 use crate::sandbox::{CallFailure, CallLimits};
 
@@ -25,6 +25,14 @@ pub struct OsLimits {
     pub memory_max: u64,
     /// cgroup limit on the worker's tasks (threads).
     pub pids_max: u64,
+}
+
+/// Logs, once per host, that tenants' CPU limits cannot be applied.
+fn warn_cpu_once(e: &std::io::Error) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!("tenants' cpu_weight and cpu_max are not applied: {e}");
+    }
 }
 
 /// One worker process and the connection to it.
@@ -216,6 +224,14 @@ impl WorkerHandle {
     pub(crate) fn assign(&self, assignment: Assignment) -> Result<(), StartError> {
         if !self.is_alive() {
             return Err(StartError::Protocol("the worker is gone".into()));
+        }
+        // The host applies the tenant's CPU limits: the worker is not
+        // trusted with its own cgroup (it cannot even see it).
+        if let Some(cgroup) = &self.cgroup
+            && let Err(e) = cgroup.set_cpu(&assignment.cpu)
+            && assignment.cpu != CpuLimits::default()
+        {
+            warn_cpu_once(&e);
         }
         self.connection.send(ToWorker::Assign(assignment));
         Ok(())

@@ -43,7 +43,7 @@ pub use self::spawner::WorkerCommand;
 pub use self::syncer::{AssignedWorker, ExitEvent, PING_TIMEOUT, WorkerSyncer};
 use crate::ipc::Init;
 /// What a worker is given: the types of the supervisor's public API.
-pub use crate::ipc::{Assignment, PluginSpec};
+pub use crate::ipc::{Assignment, CpuLimits, PluginSpec};
 use crate::sandbox::{Compiled, PluginError, SandboxConfig};
 use crate::worker::SandboxMode;
 use crate::worker::jail::Report;

@@ -437,3 +437,67 @@ fn a_tampered_artifact_is_never_run_by_a_worker_or_loaded_by_the_host() {
         server.log_text()
     );
 }
+
+/// `worker.sandbox = "strict"` on a host that cannot have every layer (here:
+/// run as an unprivileged user, so no mount or network namespace and no uid
+/// to give): `sandbox check` says so and fails, and the host refuses to
+/// start, naming the layer, instead of running workers with less.
+#[test]
+fn strict_refuses_to_start_without_every_layer_and_names_the_missing_one() {
+    let test = "strict_refuses_to_start_without_every_layer_and_names_the_missing_one";
+    if !crate::needs::facility(test, "root and setpriv (to run the host unprivileged)", {
+        rustix::process::geteuid().is_root() && Path::new("/usr/bin/setpriv").exists()
+    }) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(WORKER_ID), Some(WORKER_ID)).unwrap();
+    let file = dir.path().join("strict.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[worker]\nsandbox = \"strict\"\n[data]\ndir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let unprivileged = |args: &[&str]| {
+        let mut child = Command::new("/usr/bin/setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_bulkhead"))
+            .args(args)
+            .arg("--config")
+            .arg(&file)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("bulkhead {args:?} did not exit within 60 s under strict");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status, text)
+    };
+    let (status, text) = unprivileged(&["sandbox", "check"]);
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("strict and the namespaces layer is unavailable"),
+        "{text}"
+    );
+    let (status, text) = unprivileged(&["serve"]);
+    assert!(!status.success(), "{text}");
+    assert!(
+        text.contains("strict and the namespaces layer is unavailable"),
+        "{text}"
+    );
+}

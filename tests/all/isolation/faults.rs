@@ -169,3 +169,61 @@ async fn a_worker_over_its_cgroup_memory_is_killed_by_the_kernel_and_the_host_ca
     assert_eq!(host.ok("tenant-a", None, "echo", "again").await, "again");
     host.stop().await;
 }
+
+/// The cpu cgroup directory of `pid` (cgroup v1 `cpu` hierarchy, or v2).
+fn cpu_cgroup_of(pid: u32) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "cpu") {
+            Some(std::path::Path::new("/sys/fs/cgroup/cpu").join(path))
+        } else if controllers.is_empty() && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            Some(std::path::Path::new("/sys/fs/cgroup").join(path))
+        } else {
+            None
+        }
+    })
+}
+
+#[test]
+fn a_tenants_cpu_weight_and_cap_are_applied_to_its_workers_cgroup_at_assignment() {
+    let test = "a_tenants_cpu_weight_and_cap_are_applied_to_its_workers_cgroup_at_assignment";
+    if !crate::needs::facility(test, "writable cgroups with the cpu controller", cgroups_writable()) {
+        return;
+    }
+    let dir = crate::service::scratch();
+    let extra = "[tenants.capped]\n[tenants.capped.limits]\ncpu_weight = 50\ncpu_max = 0.25\n";
+    let server = crate::service::Server::start(&crate::service::config(dir.path(), extra), &[]);
+    assert_eq!(server.invoke("capped", "echo", "x").text(), "x");
+    assert_eq!(server.invoke("free", "echo", "y").text(), "y");
+    let read = |pid: u32, file: &str| {
+        let dir = cpu_cgroup_of(pid).unwrap_or_else(|| panic!("no cpu cgroup for {pid}"));
+        std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+            .trim()
+            .to_owned()
+    };
+    let (capped, free) = (server.worker_pids_of("ns:capped"), server.worker_pids_of("ns:free"));
+    let host_dir = format!("bulkhead-{}", server.pid());
+    for pid in [capped, free] {
+        let dir = cpu_cgroup_of(pid).unwrap();
+        assert!(
+            dir.display().to_string().contains(&host_dir),
+            "{pid} is not in its own cpu cgroup: {}",
+            dir.display()
+        );
+    }
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(read(capped, "cpu.weight"), "50");
+        assert_eq!(read(capped, "cpu.max"), "25000 100000");
+        assert_eq!(read(free, "cpu.max"), "max 100000");
+    } else {
+        assert_eq!(read(capped, "cpu.shares"), "512");
+        assert_eq!(read(capped, "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read(capped, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(free, "cpu.shares"), "1024");
+        assert_eq!(read(free, "cpu.cfs_quota_us"), "-1");
+    }
+}

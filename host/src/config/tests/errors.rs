@@ -219,6 +219,18 @@ fn out_of_range_values_name_the_key_and_the_bounds() {
             "tenants.acme.limits.timeout",
             "expected 1ms to 1h",
         ),
+        ("[limits]\ncpu_weight = 0\n", "limits.cpu_weight", "expected 1 to 10000"),
+        (
+            "[tenants.acme.limits]\ncpu_max = 0.001\n",
+            "tenants.acme.limits.cpu_max",
+            "expected 0.01 CPUs to 1024 CPUs",
+        ),
+        ("[worker]\nuid = 0\n", "worker.uid", "expected 1 to"),
+        (
+            "[worker]\nmax_file_size = \"1KiB\"\n",
+            "worker.max_file_size",
+            "expected 1MiB",
+        ),
     ];
     for (text, key, words) in cases {
         let file = File::new(text);
