@@ -18,7 +18,7 @@ use super::bindings::Plugin as PluginWorld;
 use super::bindings::bulkhead::plugin::types::{Error as GuestError, Request as GuestRequest};
 use super::error::{CallFailure, GuestFault, HostFailure};
 use super::plugin::{InstanceMode, Plugin};
-use super::state::{CallState, LogTags, SharedTags};
+use super::state::{CallState, LogBucket, LogTags, SharedTags};
 use super::{CallLimits, Sandbox, wasi};
 use crate::names::{Namespace, SessionId};
 
@@ -56,15 +56,21 @@ pub(crate) struct Resident {
 }
 
 /// Tags for stores that serve no tenant (trial instantiation at load).
-pub(crate) fn anonymous_tags() -> SharedTags {
-    Arc::new(Mutex::new(LogTags::new("(loading)".into(), "-".into(), "-".into())))
+pub(crate) fn anonymous_tags(bucket: &Arc<LogBucket>) -> SharedTags {
+    Arc::new(Mutex::new(LogTags::new(
+        "(loading)".into(),
+        "-".into(),
+        "-".into(),
+        Arc::clone(bucket),
+    )))
 }
 
-fn tags_for(plugin: &Plugin, request: &Request) -> LogTags {
+fn tags_for(plugin: &Plugin, request: &Request, bucket: &Arc<LogBucket>) -> LogTags {
     LogTags::new(
         plugin.name.clone(),
         request.namespace.as_str().into(),
         request.session.as_str().into(),
+        Arc::clone(bucket),
     )
 }
 
@@ -223,7 +229,7 @@ impl Sandbox {
         limits: &CallLimits,
         deadline: Instant,
     ) -> Result<Resident, CallFailure> {
-        let tags = Arc::new(Mutex::new(tags_for(plugin, request)));
+        let tags = Arc::new(Mutex::new(tags_for(plugin, request, &self.log_bucket)));
         let mut store = self.new_store(data_dir, limits, deadline, tags)?;
         match plugin.pre.instantiate_async(&mut store).await {
             Ok(world) => Ok(Resident { store, world }),
@@ -254,7 +260,7 @@ impl Sandbox {
                     .data()
                     .tags
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = tags_for(plugin, &request);
+                    .unwrap_or_else(PoisonError::into_inner) = tags_for(plugin, &request, &self.log_bucket);
                 prepare(&mut resident.store, limits, deadline);
                 resident
             }

@@ -101,6 +101,8 @@ pub struct Sandbox {
     config: SandboxConfig,
     /// The namespace a worker was bound to, if it serves only one.
     bound: OnceLock<Namespace>,
+    /// The guest-log rate limit of this sandbox (of its worker process).
+    log_bucket: std::sync::Arc<state::LogBucket>,
     _ticker: EpochTicker,
 }
 
@@ -135,6 +137,7 @@ impl Sandbox {
             data,
             config,
             bound: OnceLock::new(),
+            log_bucket: std::sync::Arc::default(),
             _ticker: ticker,
         })
     }

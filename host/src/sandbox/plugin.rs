@@ -233,7 +233,7 @@ impl Sandbox {
     pub async fn warm_up(&self, plugin: &Plugin) -> Result<(), CallFailure> {
         let limits = CallLimits::default();
         let deadline = Instant::now() + limits.timeout;
-        let mut store = self.new_store(None, &limits, deadline, super::call::anonymous_tags())?;
+        let mut store = self.new_store(None, &limits, deadline, super::call::anonymous_tags(&self.log_bucket))?;
         match tokio::time::timeout_at(deadline.into(), plugin.pre.instantiate_async(&mut store)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(GuestFault::Trap(super::call::describe(&e)).into()),

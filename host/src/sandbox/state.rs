@@ -6,7 +6,7 @@
 //! written: cut at [`MAX_LOG_LINE`] bytes, invalid UTF-8 replaced, every
 //! control character (newlines included, so no line can forge another)
 //! escaped. A call may write at most [`LOG_BUDGET_PER_CALL`] lines, and a
-//! worker process (a compartment) at most [`LOG_RATE`] lines a second over
+//! worker process (a compartment; its one sandbox) at most [`LOG_RATE`] lines a second over
 //! time, in bursts of up to [`LOG_BURST`]; lines over either bound are
 //! dropped and counted in a summary line. The worker writes its log through
 //! one non-blocking write per line (`worker/log.rs`), so a slow reader of its stderr
@@ -65,10 +65,22 @@ struct Bucket {
     reported: Instant,
 }
 
+/// A sandbox's guest-log token bucket: one per worker process, which has
+/// one sandbox (a bucket of its own for each sandbox of a test process).
+#[derive(Debug, Default)]
+pub(crate) struct LogBucket(Mutex<Option<Bucket>>);
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether the worker process may write one more guest log line now.
-fn admit_line() -> bool {
-    static BUCKET: Mutex<Option<Bucket>> = Mutex::new(None);
-    let mut bucket = BUCKET.lock().unwrap_or_else(PoisonError::into_inner);
+fn admit_line(bucket: &LogBucket) -> bool {
+    let mut bucket = bucket.0.lock().unwrap_or_else(PoisonError::into_inner);
     let now = Instant::now();
     let b = bucket.get_or_insert(Bucket {
         tokens: LOG_BURST,
@@ -100,16 +112,19 @@ pub(crate) struct LogTags {
     pub(crate) session: Arc<str>,
     budget: u32,
     warned: bool,
+    /// The sandbox's bucket, shared by all its calls.
+    bucket: Arc<LogBucket>,
 }
 
 impl LogTags {
-    pub(crate) fn new(plugin: Arc<str>, namespace: Arc<str>, session: Arc<str>) -> Self {
+    pub(crate) fn new(plugin: Arc<str>, namespace: Arc<str>, session: Arc<str>, bucket: Arc<LogBucket>) -> Self {
         Self {
             plugin,
             namespace,
             session,
             budget: LOG_BUDGET_PER_CALL,
             warned: false,
+            bucket,
         }
     }
 
@@ -171,7 +186,7 @@ impl WasiView for CallState {
 /// worker's rate.
 fn emit(tags: &SharedTags, stream: &str, level: tracing::Level, line: &[u8]) {
     let mut tags = tags.lock().unwrap_or_else(PoisonError::into_inner);
-    if !tags.spend() || !admit_line() {
+    if !tags.spend() || !admit_line(&tags.bucket) {
         return;
     }
     let text = sanitise(line);
@@ -319,7 +334,7 @@ mod tests {
 
     #[test]
     fn the_log_budget_runs_out() {
-        let mut tags = LogTags::new("p".into(), "ns".into(), "s".into());
+        let mut tags = LogTags::new("p".into(), "ns".into(), "s".into(), Arc::default());
         let allowed = (0..LOG_BUDGET_PER_CALL + 10).filter(|_| tags.spend()).count();
         assert_eq!(allowed, LOG_BUDGET_PER_CALL as usize);
     }
