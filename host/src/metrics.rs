@@ -21,6 +21,7 @@ pub struct HostMetrics {
     cold_start: HistogramVec,
     admission_rejected: CounterVec,
     workers: GaugeVec,
+    disk_used: GaugeVec,
     worker_exits: CounterVec,
     fuel: CounterVec,
     http_connections: prometheus::IntGauge,
@@ -67,6 +68,14 @@ impl HostMetrics {
             &["reason"],
         )?;
         let workers = GaugeVec::new(Opts::new("bulkhead_workers", "Worker processes by state"), &["state"])?;
+        // Addition to the contract: each namespace's disk quota in use.
+        let disk_used = GaugeVec::new(
+            Opts::new(
+                "bulkhead_namespace_disk_used",
+                "Disk quota of a namespace's /data in use, in bytes and in files",
+            ),
+            &["namespace", "unit"],
+        )?;
         let worker_exits = CounterVec::new(
             Opts::new("bulkhead_worker_exits_total", "Worker process exits by reason"),
             &["reason"],
@@ -98,6 +107,7 @@ impl HostMetrics {
         registry.register(Box::new(cold_start.clone()))?;
         registry.register(Box::new(admission_rejected.clone()))?;
         registry.register(Box::new(workers.clone()))?;
+        registry.register(Box::new(disk_used.clone()))?;
         registry.register(Box::new(worker_exits.clone()))?;
         registry.register(Box::new(fuel.clone()))?;
         Ok(Self {
@@ -107,6 +117,7 @@ impl HostMetrics {
             cold_start,
             admission_rejected,
             workers,
+            disk_used,
             worker_exits,
             fuel,
             http_connections,
@@ -165,6 +176,19 @@ impl HostMetrics {
     pub fn set_workers(&self, idle: usize, assigned: usize) {
         self.workers.with_label_values(&["idle"]).set(idle as f64);
         self.workers.with_label_values(&["assigned"]).set(assigned as f64);
+    }
+
+    /// Sets each namespace's disk-quota gauges (read at scrape time).
+    pub fn set_disk_usage(&self, usage: &[(crate::names::Namespace, crate::supervisor::DiskUsage)]) {
+        for (namespace, usage) in usage {
+            let ns = namespace.as_str();
+            self.disk_used
+                .with_label_values(&[ns, "bytes"])
+                .set(usage.used_bytes as f64);
+            self.disk_used
+                .with_label_values(&[ns, "files"])
+                .set(usage.used_files as f64);
+        }
     }
 
     /// The text exposition of these metrics and of `others`.

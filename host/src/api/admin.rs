@@ -115,9 +115,14 @@ pub(super) async fn delete_plugin(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn process_json(p: &Process) -> serde_json::Value {
+/// Each namespace's disk-quota usage, by namespace.
+type DiskUsages = std::collections::HashMap<Namespace, crate::supervisor::DiskUsage>;
+
+fn process_json(p: &Process, disk: &DiskUsages) -> serde_json::Value {
     let assignment = &p.assignment;
     let pid = p.live_pid();
+    // Addition to the contract: the namespace's disk quota, when it has one.
+    let disk = assignment.namespace.as_ref().and_then(|ns| disk.get(ns));
     serde_json::json!({
         "id": assignment.process_id,
         "level": assignment.level.as_str(),
@@ -131,6 +136,7 @@ fn process_json(p: &Process) -> serde_json::Value {
         "errors": p.status.error_count,
         "in_flight": p.in_flight,
         "queued": p.queued,
+        "disk": disk,
     })
 }
 
@@ -147,12 +153,13 @@ pub(super) async fn list_processes(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = authenticate(&state.tokens, &headers)?;
+    let disk: DiskUsages = state.service.disk_usage().into_iter().collect();
     let list: Vec<_> = state
         .service
         .processes()
         .iter()
         .filter(|p| visible(&caller, p))
-        .map(process_json)
+        .map(|p| process_json(p, &disk))
         .collect();
     Ok(Json(serde_json::Value::Array(list)))
 }
@@ -164,7 +171,10 @@ pub(super) async fn get_process(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = authenticate(&state.tokens, &headers)?;
     match state.service.process(&id) {
-        Some(p) if visible(&caller, &p) => Ok(Json(process_json(&p))),
+        Some(p) if visible(&caller, &p) => {
+            let disk: DiskUsages = state.service.disk_usage().into_iter().collect();
+            Ok(Json(process_json(&p, &disk)))
+        }
         _ => Err(ApiError::new(
             ErrorKind::ProcessNotFound,
             format!("process ID {id} not found"),

@@ -56,6 +56,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderM
     authenticate(&state.tokens, &headers)?.require_metrics()?;
     let (idle, assigned) = state.service.workers();
     state.metrics.set_workers(idle, assigned);
+    state.metrics.set_disk_usage(&state.service.disk_usage());
     state.procmgr_metrics.expire();
     let text = state.metrics.render(&[state.procmgr_metrics.registry()]);
     Ok((

@@ -109,6 +109,8 @@ pub(crate) struct RawLimits {
     pub(crate) queue_timeout: Option<DurationValue>,
     pub(crate) cpu_weight: Option<u32>,
     pub(crate) cpu_max: Option<f64>,
+    pub(crate) disk: Option<SizeValue>,
+    pub(crate) disk_files: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

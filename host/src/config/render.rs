@@ -161,6 +161,11 @@ fn limits(limits: &Limits) -> Value {
             "cpu_max",
             limits.cpu_max_millicores.map_or(0.0, |m| f64::from(m) / 1000.0).into(),
         ),
+        ("disk", limits.disk.map_or("0".into(), format_size).into()),
+        (
+            "disk_files",
+            i64::try_from(limits.disk_files).unwrap_or(i64::MAX).into(),
+        ),
     ])
 }
 

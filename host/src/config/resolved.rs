@@ -422,6 +422,15 @@ pub struct Limits {
     /// CPU here. Against a malicious tenant: a spinning worker cannot take
     /// more than this from its neighbours, whatever fuel allows.
     pub cpu_max_millicores: Option<u32>,
+    /// Addition to `CONTRACT.md`: `disk`, the size of the namespace's own
+    /// filesystem for `/data` (its quota), written `0` for none (the
+    /// default); at least [`Self::DISK_FLOOR`]. Against a malicious tenant:
+    /// a full `/data` fails the tenant's own writes (no space) while the
+    /// host and other tenants keep writing and deploying.
+    pub disk: Option<u64>,
+    /// Addition to `CONTRACT.md`: `disk_files`, the files (inodes) of that
+    /// filesystem. Default 65536, [`Self::DISK_FILES_FLOOR`] to 2^32 - 1.
+    pub disk_files: u64,
 }
 
 impl Limits {
@@ -460,6 +469,12 @@ impl Limits {
     pub const CPU_MAX_FLOOR: f64 = 0.01;
     /// 1024 CPUs.
     pub const CPU_MAX_CEILING: f64 = 1024.0;
+    /// 4 MiB: the smallest ext4 filesystem worth having.
+    pub const DISK_FLOOR: u64 = 4 << 20;
+    /// 65536 files.
+    pub const DEFAULT_DISK_FILES: u64 = 65_536;
+    /// 16 files: the filesystem's own take a few.
+    pub const DISK_FILES_FLOOR: u64 = 16;
 }
 
 impl Default for Limits {
@@ -473,6 +488,8 @@ impl Default for Limits {
             queue_timeout: Self::DEFAULT_QUEUE_TIMEOUT,
             cpu_weight: Self::DEFAULT_CPU_WEIGHT,
             cpu_max_millicores: None,
+            disk: None,
+            disk_files: Self::DEFAULT_DISK_FILES,
         }
     }
 }

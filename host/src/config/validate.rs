@@ -374,6 +374,18 @@ impl Check<'_> {
                     Some((cpus * 1000.0).round() as u32)
                 }
             },
+            disk: match raw.disk.map(|v| v.0) {
+                None => base.disk,
+                Some(0) => None,
+                Some(bytes) => Some(self.size(&key("disk"), bytes, Limits::DISK_FLOOR, u64::MAX)?),
+            },
+            disk_files: self.bounded(
+                &key("disk_files"),
+                raw.disk_files.unwrap_or(base.disk_files),
+                Limits::DISK_FILES_FLOOR,
+                u64::from(u32::MAX),
+                |n| n.to_string(),
+            )?,
         })
     }
 

@@ -41,6 +41,8 @@ pub struct TenantPolicy {
     pub max_processes: Option<usize>,
     /// The CPU weight and cap of each of the tenant's workers.
     pub cpu: crate::ipc::CpuLimits,
+    /// The quota of the tenant's `/data`, if it has one.
+    pub disk: Option<crate::supervisor::DiskLimits>,
 }
 
 impl TenantPolicy {

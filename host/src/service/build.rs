@@ -15,6 +15,7 @@ use crate::metrics::HostMetrics;
 use crate::names::Namespace;
 use crate::procmgr::{ProcessManagerOptions, PrometheusMetrics};
 use crate::sandbox::{CallLimits, InstanceMode, SandboxConfig};
+use crate::supervisor::DiskLimits;
 use crate::supervisor::{CompileLimits, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
 
 /// Why the host could not be built from its configuration.
@@ -73,6 +74,10 @@ pub fn isolation_settings(config: &Config) -> IsolationSettings {
             weight: limits.cpu_weight,
             max_millicores: limits.cpu_max_millicores,
         },
+        disk: limits.disk.map(|bytes| DiskLimits {
+            bytes,
+            files: limits.disk_files,
+        }),
     };
     let tenants: HashMap<Namespace, TenantPolicy> = config
         .tenants
@@ -160,6 +165,9 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<R
             warm: config.pool.warm as usize,
             start_timeout: config.isolation.start_timeout,
             cgroups: true,
+            disk_quotas: std::iter::once(&config.limits)
+                .chain(config.tenants.values().map(|t| &t.limits))
+                .any(|l| l.disk.is_some()),
         },
         procmgr: ProcessManagerOptions::default()
             .with_resync_interval(config.procmgr.resync_interval)

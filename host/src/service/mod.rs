@@ -292,6 +292,13 @@ impl Service {
             return Err(refuse(InvokeFailure::PluginNotFound { plugin }, None));
         }
         let limits = policy.call.clone();
+        if let Some(disk) = policy.disk
+            && let Err(message) = self.supervisor.ensure_disk(&namespace, disk).await
+        {
+            let failure = crate::sandbox::HostFailure::DataDir { message };
+            let failure = InvokeFailure::Worker(crate::supervisor::WorkerCallError::Failed(failure.into()));
+            return Err(refuse(failure, None));
+        }
         let key = IsolationKey { namespace, session };
         let Acquired {
             process_id,
@@ -429,6 +436,11 @@ impl Service {
     }
 
     /// procmgr's health report.
+    /// Usage of each namespace's disk quota.
+    pub fn disk_usage(&self) -> Vec<(Namespace, crate::supervisor::DiskUsage)> {
+        self.supervisor.disk_usage()
+    }
+
     /// The workers' OS sandbox on this machine, as found at start.
     pub fn sandbox_report(&self) -> Option<&crate::worker::jail::Report> {
         self.supervisor.sandbox_report()

@@ -23,6 +23,7 @@ mod handle;
 mod jail_check;
 mod plugins;
 mod pool;
+mod quota;
 mod relay;
 mod spawner;
 mod syncer;
@@ -38,6 +39,8 @@ pub use self::jail_check::check as check_sandbox;
 use self::plugins::PluginSet;
 pub use self::pool::PoolSource;
 use self::pool::WarmPool;
+use self::quota::DiskQuotas;
+pub use self::quota::{DiskLimits, DiskUsage};
 use self::spawner::Spawner;
 pub use self::spawner::WorkerCommand;
 pub use self::syncer::{AssignedWorker, ExitEvent, PING_TIMEOUT, WorkerSyncer};
@@ -118,6 +121,8 @@ pub struct SupervisorConfig {
     pub start_timeout: Duration,
     /// Whether to put workers in cgroups (when the host can).
     pub cgroups: bool,
+    /// Whether some tenant has a disk quota (see `quota.rs`).
+    pub disk_quotas: bool,
 }
 
 /// Pool slots a worker keeps for the kept instances of `per-process`
@@ -149,6 +154,7 @@ pub struct Supervisor {
     warmup: OnceLock<PluginSpec>,
     pool: WarmPool,
     sandbox_report: Option<Report>,
+    quotas: Option<Arc<DiskQuotas>>,
 }
 
 /// Why the supervisor could not start.
@@ -191,6 +197,20 @@ impl Supervisor {
                 None
             }
         };
+        let quotas = if config.disk_quotas {
+            match DiskQuotas::start(&config.sandbox.data_dir, config.command.effective_identity()) {
+                Ok(quotas) => Some(Arc::new(quotas)),
+                Err(e) if config.command.sandbox == SandboxMode::Strict => {
+                    return Err(SupervisorError::Sandbox(format!("worker.sandbox is strict and {e}")));
+                }
+                Err(e) => {
+                    tracing::error!("limits.disk is set but {e}: tenants' /data has no quota");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Arc::new(Self {
             spawner: Spawner::start()
                 .map_err(|e| PluginError::Compiler(format!("starting the spawner thread: {e}")))?,
@@ -201,7 +221,27 @@ impl Supervisor {
             pool: WarmPool::new(config.warm),
             config,
             sandbox_report,
+            quotas,
         }))
+    }
+
+    /// Mounts `namespace`'s quota filesystem over its data directory if it
+    /// is not yet (the first call of a namespace pays for it); before any
+    /// worker of the namespace is assigned or called. Nothing to do without
+    /// quotas.
+    pub async fn ensure_disk(&self, namespace: &crate::names::Namespace, limits: DiskLimits) -> Result<(), String> {
+        let Some(quotas) = &self.quotas else {
+            return Ok(());
+        };
+        let (quotas, namespace) = (Arc::clone(quotas), namespace.clone());
+        tokio::task::spawn_blocking(move || quotas.ensure(&namespace, limits).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Usage of each namespace's quota filesystem.
+    pub fn disk_usage(&self) -> Vec<(crate::names::Namespace, DiskUsage)> {
+        self.quotas.as_ref().map_or_else(Vec::new, |q| q.usage())
     }
 
     /// What the workers' sandbox consists of on this machine, as found at
@@ -312,5 +352,8 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         self.pool.close().await;
         self.cgroups.remove_host_dirs();
+        if let Some(quotas) = &self.quotas {
+            quotas.unmount_all();
+        }
     }
 }

@@ -83,7 +83,12 @@ impl Scene {
         let sibling = Reaped(Command::new("sleep").arg("120").stdin(Stdio::null()).spawn().unwrap());
         let cgroup = Path::new("/sys/fs/cgroup/pids")
             .is_dir()
-            .then(|| PathBuf::from(format!("/sys/fs/cgroup/pids/bulkhead-probe-{}", std::process::id())))
+            .then(|| {
+                // One per scene: tests run in parallel in this process.
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                PathBuf::from(format!("/sys/fs/cgroup/pids/bulkhead-probe-{}-{n}", std::process::id()))
+            })
             .filter(|dir| std::fs::create_dir_all(dir).is_ok())
             .map(CgroupDir);
         Self {

@@ -5,6 +5,7 @@
 
 mod compile_bomb;
 mod connection;
+mod disk;
 mod escaped;
 mod host_memory;
 mod jail;

@@ -128,6 +128,7 @@ impl Host {
                 warm: options.warm,
                 start_timeout: Duration::from_secs(20),
                 cgroups: options.cgroups,
+                disk_quotas: false,
             },
             procmgr: ProcessManagerOptions::default().with_backoff_period(options.backoff),
             plugins: ["echo", "counter", "spin", "hog", "trap", "sleep", "fs", "hostile"]

@@ -21,10 +21,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rustix::fs::CWD;
 use rustix::mount::{
-    MountFlags, MountPropagationFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags, mount, mount_change, mount_remount,
-    move_mount, open_tree, unmount,
+    MountFlags, MountPropagationFlags, UnmountFlags, mount, mount_bind_recursive, mount_change, mount_remount, unmount,
 };
 use rustix::thread::UnshareFlags;
 
@@ -41,8 +39,16 @@ pub(super) fn enter(cache: &Path, data: &Path) -> Outcome {
     if !cache.is_absolute() || !data.is_absolute() {
         return Outcome::Broken("the cache and data directories must be absolute paths".into());
     }
-    let Some(staging) = STAGING.iter().map(Path::new).find(|p| p.is_dir()) else {
-        return Outcome::Unavailable(format!("none of {STAGING:?} exists to build the root in"));
+    // Not above either directory: they are bound in by path after the
+    // staging directory is covered.
+    let Some(staging) = STAGING
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_dir() && !cache.starts_with(p) && !data.starts_with(p))
+    else {
+        return Outcome::Unavailable(format!(
+            "none of {STAGING:?} exists outside the cache and data directories to build the root in"
+        ));
     };
     let flags = UnshareFlags::NEWNS | UnshareFlags::NEWNET | UnshareFlags::NEWIPC | UnshareFlags::NEWUTS;
     // SAFETY: CLONE_FILES is not among the flags, so no thread can lose
@@ -64,43 +70,29 @@ pub(super) fn enter(cache: &Path, data: &Path) -> Outcome {
 /// pivots into it.
 fn build_root(staging: &Path, cache: &Path, data: &Path) -> Result<(), String> {
     let step = |what: &str, e: rustix::io::Errno| format!("{what}: {e}");
-    // Nothing mounted from here on propagates back to the host.
-    mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)
-        .map_err(|e| step("making / private", e))?;
-    // Detached copies of the two trees, taken before anything covers them.
-    let clone = |path: &Path| {
-        open_tree(
-            CWD,
-            path,
-            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-        )
-        .map_err(|e| step(&format!("cloning {}", path.display()), e))
-    };
+    // Nothing mounted from here on propagates back to the host; what the
+    // host mounts in a shared data root (a namespace's disk quota) still
+    // propagates in.
+    mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::DOWNSTREAM)
+        .map_err(|e| step("making / a slave", e))?;
     let mut trees = [
-        (
-            clone(cache)?,
-            cache,
-            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
-        ),
-        (
-            clone(data)?,
-            data,
-            MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV,
-        ),
+        (cache, MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV),
+        (data, MountFlags::NOEXEC | MountFlags::NOSUID | MountFlags::NODEV),
     ];
     // The outer one first when one is inside the other (the default cache,
     // `<data.dir>/.cache`): the inner one is then mounted over its own
     // directory in the outer tree, so a read-only cache stays read-only
     // inside a writable data root.
-    trees.sort_by_key(|(_, path, _)| path.components().count());
+    trees.sort_by_key(|(path, _)| path.components().count());
     let hardening = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     mount("tmpfs", staging, "tmpfs", hardening, c"size=1m,nr_inodes=64,mode=0755")
         .map_err(|e| step("mounting the new root", e))?;
-    for (tree, path, flags) in trees {
+    for (path, flags) in trees {
         let inside = inside(staging, path);
         std::fs::create_dir_all(&inside).map_err(|e| format!("creating {}: {e}", inside.display()))?;
-        move_mount(&tree, c"", CWD, &inside, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-            .map_err(|e| step(&format!("mounting {}", path.display()), e))?;
+        // Recursive: the namespaces' quota filesystems already mounted in
+        // the data root come along (as slaves, like the later ones).
+        mount_bind_recursive(path, &inside).map_err(|e| step(&format!("mounting {}", path.display()), e))?;
         mount_remount(&inside, MountFlags::BIND | flags, c"")
             .map_err(|e| step(&format!("restricting {}", path.display()), e))?;
     }
