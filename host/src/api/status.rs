@@ -22,7 +22,12 @@ pub(super) async fn health(
     let mut json = health_json(&state.service.health());
     // Addition to the contract: the workers' OS sandbox, layer by layer.
     json["sandbox"] = match state.service.sandbox_report() {
-        Some(report) => serde_json::json!({ "mode": report.mode, "layers": report.layers_json() }),
+        Some(report) => serde_json::json!({
+            "mode": report.mode,
+            "layers": report.layers_json(),
+            "cgroups": crate::supervisor::cgroup_layout(),
+            "landlock_abi": crate::worker::jail::landlock_abi(),
+        }),
         None => serde_json::Value::Null,
     };
     Ok(Json(json))

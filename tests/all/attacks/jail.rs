@@ -379,8 +379,22 @@ fn a_hosts_workers_run_inside_the_sandbox() {
         assert_ne!(host, worker, "the worker shares the host's {ns} namespace");
     }
     // The host says so in its health report and log.
-    let health = server.call("GET", "/v1/health", &[], b"");
-    assert!(health.text().contains("\"seccomp\""), "{}", health.text());
+    let health = server.call("GET", "/v1/health", &[], b"").json();
+    for layer in ["namespaces", "identity", "landlock", "seccomp"] {
+        assert_eq!(health["sandbox"]["layers"][layer]["state"], "on", "{health}");
+    }
+    assert!(health["sandbox"]["landlock_abi"].as_u64().unwrap() >= 6, "{health}");
+    assert!(
+        health["sandbox"]["cgroups"].as_str().unwrap().starts_with('v'),
+        "{health}"
+    );
+    assert!(
+        server
+            .log_text()
+            .contains("worker sandbox (best-effort): namespaces on"),
+        "{}",
+        server.log_text()
+    );
     assert_eq!(server.invoke("tenant-b", "echo", "y").text(), "y");
 }
 
@@ -505,4 +519,45 @@ fn strict_refuses_to_start_without_every_layer_and_names_the_missing_one() {
         text.contains("strict and the namespaces layer is unavailable"),
         "{text}"
     );
+}
+
+/// The pids cgroup under the sandbox: a worker (here the probe, run inside
+/// a pids cgroup as the host places workers) cannot fork past `pids.max`,
+/// even with seccomp off; outside the cgroup the same fork works.
+#[test]
+fn a_fork_past_pids_max_fails() {
+    use std::os::unix::process::CommandExt;
+    let test = "a_fork_past_pids_max_fails";
+    if !crate::needs::facility(test, "a writable cgroup v1 pids hierarchy", {
+        Path::new("/sys/fs/cgroup/pids").is_dir() && crate::isolation::faults::cgroups_writable()
+    }) {
+        return;
+    }
+    let scene = Scene::new();
+    let cgroup = scene.cgroup.as_ref().expect("a pids cgroup for the scene");
+    std::fs::write(cgroup.0.join("pids.max"), "1").unwrap();
+    let procs = cgroup.0.join("cgroup.procs");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    command
+        .args(["sandbox", "probe", "--sandbox", "off", "--cache-dir"])
+        .arg(scene.root.path().join("cache"))
+        .arg("--data-dir")
+        .arg(scene.root.path().join("data"))
+        .args(["--attempt", "fork"])
+        .stdin(Stdio::null());
+    // SAFETY: only a write(2) of the child's own pid to a file, before exec.
+    unsafe {
+        command.pre_exec(move || std::fs::write(&procs, std::process::id().to_string()));
+    }
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let done: Vec<Attempt> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        out.status.success() && done.len() == 1,
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!done[0].allowed, "forked past pids.max = 1: {text}");
+    let (status, done, out) = scene.probe(&["--sandbox", "off"], &["fork".into()]);
+    assert!(status.success() && done[0].allowed, "positive control: {out}");
 }
