@@ -292,9 +292,7 @@ impl Service {
             return Err(refuse(InvokeFailure::PluginNotFound { plugin }, None));
         }
         let limits = policy.call.clone();
-        if let Some(disk) = policy.disk
-            && let Err(message) = self.supervisor.ensure_disk(&namespace, disk).await
-        {
+        if let Err(message) = self.supervisor.prepare_namespace(&namespace, policy.disk).await {
             let failure = crate::sandbox::HostFailure::DataDir { message };
             let failure = InvokeFailure::Worker(crate::supervisor::WorkerCallError::Failed(failure.into()));
             return Err(refuse(failure, None));

@@ -7,10 +7,16 @@
 //! - the compile cache stays root's, readable (and its directories
 //!   traversable) by the workers' group only, writable by nobody but the
 //!   host: an escaped guest cannot plant an artifact;
-//! - the data root and everything in it belong to the workers' uid and gid,
-//!   so a guest can write its namespace's directory (the host, as root,
-//!   still reads and writes all of it). Entries owned by anyone else (data
-//!   written by workers that ran as root before) are handed over once here.
+//! - the data root stays root's (0755): a worker can neither create nor
+//!   rename entries in it, so it cannot swap the plugin store, the quota
+//!   images or another tenant's directory. Each namespace's directory (and
+//!   everything in it) belongs to the workers' uid and gid, so a guest can
+//!   write its own (the host, as root, still reads and writes all of it);
+//!   the host creates it before the namespace's first call
+//!   ([`namespace_dir`]). Entries owned by anyone else (data written by
+//!   workers that ran as root before) are handed over once here. Entries
+//!   whose name starts with `.` (the cache, the plugin store, the quota
+//!   images) are the host's and never handed over.
 
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -37,8 +43,8 @@ pub(crate) fn absolutize(sandbox: &mut SandboxConfig) -> Result<(), PluginError>
 /// module doc); after the compile cache created its engine directory.
 pub(crate) fn share(sandbox: &SandboxConfig, identity: Option<(u32, u32)>) -> Result<(), PluginError> {
     if let Some((uid, gid)) = identity {
-        share_cache(&sandbox.cache_dir, gid).map_err(failure(&sandbox.cache_dir))?;
         hand_over(&sandbox.data_dir, uid, gid).map_err(failure(&sandbox.data_dir))?;
+        share_cache(&sandbox.cache_dir, gid).map_err(failure(&sandbox.cache_dir))?;
     }
     Ok(())
 }
@@ -59,16 +65,25 @@ fn share_cache(root: &Path, gid: u32) -> io::Result<()> {
         }
     }
     for dir in dirs {
-        std::os::unix::fs::chown(&dir, None, Some(gid))?;
+        std::os::unix::fs::chown(&dir, Some(0), Some(gid))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(CACHE_DIR_MODE))?;
     }
     Ok(())
 }
 
-/// Everything under `root` (itself included) owned by `uid`:`gid`, without
-/// following symbolic links.
+/// The data root root's and 0755; every namespace directory in it, and
+/// everything in those, owned by `uid`:`gid`, without following symbolic
+/// links. Names starting with `.` are the host's.
 fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let mut pending = vec![root.to_owned()];
+    std::os::unix::fs::chown(root, Some(0), Some(0))?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
+    let mut pending = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            pending.push(entry.path());
+        }
+    }
     while let Some(path) = pending.pop() {
         let meta = std::fs::symlink_metadata(&path)?;
         if meta.uid() != uid || meta.gid() != gid {
@@ -79,6 +94,34 @@ fn hand_over(root: &Path, uid: u32, gid: u32) -> io::Result<()> {
                 pending.push(entry?.path());
             }
         }
+    }
+    Ok(())
+}
+
+/// Creates `namespace`'s directory in `data_root` if missing, owned by
+/// `identity` (the workers' uid and gid) when workers drop to one: workers
+/// cannot create entries in the root-owned data root themselves.
+pub(crate) fn namespace_dir(
+    data_root: &Path,
+    namespace: &crate::names::Namespace,
+    identity: Option<(u32, u32)>,
+) -> io::Result<()> {
+    let dir = data_root.join(namespace.as_str());
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !std::fs::symlink_metadata(&dir)?.is_dir() {
+                return Err(io::Error::other(format!(
+                    "{} exists and is not a directory",
+                    dir.display()
+                )));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    }
+    if let Some((uid, gid)) = identity {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
     }
     Ok(())
 }

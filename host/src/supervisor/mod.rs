@@ -155,6 +155,8 @@ pub struct Supervisor {
     pool: WarmPool,
     sandbox_report: Option<Report>,
     quotas: Option<Arc<DiskQuotas>>,
+    /// Namespaces whose data directory is ready.
+    prepared: std::sync::Mutex<std::collections::HashSet<crate::names::Namespace>>,
 }
 
 /// Why the supervisor could not start.
@@ -222,21 +224,46 @@ impl Supervisor {
             config,
             sandbox_report,
             quotas,
+            prepared: std::sync::Mutex::default(),
         }))
     }
 
-    /// Mounts `namespace`'s quota filesystem over its data directory if it
-    /// is not yet (the first call of a namespace pays for it); before any
-    /// worker of the namespace is assigned or called. Nothing to do without
-    /// quotas.
-    pub async fn ensure_disk(&self, namespace: &crate::names::Namespace, limits: DiskLimits) -> Result<(), String> {
-        let Some(quotas) = &self.quotas else {
+    /// Makes `namespace`'s data directory ready before any worker of it is
+    /// assigned or called (its first call pays for it): created and handed
+    /// to the workers' uid, or, with a disk quota, its own filesystem
+    /// mounted there.
+    pub async fn prepare_namespace(
+        &self,
+        namespace: &crate::names::Namespace,
+        disk: Option<DiskLimits>,
+    ) -> Result<(), String> {
+        if self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(namespace)
+        {
             return Ok(());
-        };
-        let (quotas, namespace) = (Arc::clone(quotas), namespace.clone());
-        tokio::task::spawn_blocking(move || quotas.ensure(&namespace, limits).map_err(|e| e.to_string()))
-            .await
-            .map_err(|e| e.to_string())?
+        }
+        match (&self.quotas, disk) {
+            (Some(quotas), Some(limits)) => {
+                let (quotas, ns) = (Arc::clone(quotas), namespace.clone());
+                tokio::task::spawn_blocking(move || quotas.ensure(&ns, limits).map_err(|e| e.to_string()))
+                    .await
+                    .map_err(|e| e.to_string())??;
+            }
+            _ => dirs::namespace_dir(
+                &self.config.sandbox.data_dir,
+                namespace,
+                self.config.command.effective_identity(),
+            )
+            .map_err(|e| e.to_string())?,
+        }
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(namespace.clone());
+        Ok(())
     }
 
     /// Usage of each namespace's quota filesystem.

@@ -23,7 +23,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError};
@@ -162,7 +162,12 @@ impl DiskQuotas {
     /// workers' uid.
     fn create(&self, image: &Path, limits: DiskLimits) -> io::Result<()> {
         let partial = image.with_extension("img.partial");
-        let file = std::fs::File::create(&partial)?;
+        // Root's alone: the raw image is every file of the tenant.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
         file.set_len(limits.bytes)?;
         drop(file);
         let mut mkfs = Command::new("mkfs.ext4");

@@ -64,17 +64,37 @@ impl Scene {
     fn new() -> Self {
         let root = tempfile::tempdir().unwrap();
         let p = root.path();
-        for dir in ["cache/engine", "data/victim", "data/mine", "plugins", "bin"] {
+        for dir in [
+            "cache/engine",
+            "data/victim",
+            "data/mine",
+            "data/.plugins",
+            "data/.images",
+            "plugins",
+            "bin",
+        ] {
             std::fs::create_dir_all(p.join(dir)).unwrap();
         }
+        // The host's own entries of the data root (the default plugin store
+        // and quota images live there).
+        std::fs::write(p.join("data/.plugins/echo.plugin"), "stored plugin").unwrap();
+        std::fs::write(p.join("data/.images/victim.img"), "victim's filesystem").unwrap();
+        std::fs::set_permissions(
+            p.join("data/.images/victim.img"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::fs::write(p.join("data/victim/secret"), "victim's data").unwrap();
         std::fs::write(p.join("cache/engine/plugin.cwasm"), "artifact").unwrap();
         std::fs::write(p.join("plugins/echo.plugin"), "stored plugin").unwrap();
         std::fs::copy(env!("CARGO_BIN_EXE_bulkhead"), p.join("bin/bulkhead")).unwrap();
-        // As `supervisor::dirs` leaves them: the data root the workers',
-        // the cache root's with the workers' group reading it.
-        for entry in walk(&p.join("data")) {
-            std::os::unix::fs::lchown(&entry, Some(WORKER_ID), Some(WORKER_ID)).unwrap();
+        // As `supervisor::dirs` leaves them: the data root root's, each
+        // namespace's directory the workers', the cache root's with the
+        // workers' group reading it.
+        for ns in ["victim", "mine"] {
+            for entry in walk(&p.join("data").join(ns)) {
+                std::os::unix::fs::lchown(&entry, Some(WORKER_ID), Some(WORKER_ID)).unwrap();
+            }
         }
         for dir in [p.join("cache"), p.join("cache/engine")] {
             std::os::unix::fs::chown(&dir, None, Some(WORKER_ID)).unwrap();
@@ -110,13 +130,25 @@ impl Scene {
     /// `sandbox probe` with the worker's jail arguments, `extra` and one
     /// `--attempt` per entry of `attempts`.
     fn probe(&self, extra: &[&str], attempts: &[String]) -> (std::process::ExitStatus, Vec<Attempt>, String) {
+        self.probe_as(Some("mine"), extra, attempts)
+    }
+
+    /// [`Scene::probe`] for a worker assigned to `namespace`, or for one
+    /// not assigned to any (in the pool, or the shared worker of `none`).
+    fn probe_as(
+        &self,
+        namespace: Option<&str>,
+        extra: &[&str],
+        attempts: &[String],
+    ) -> (std::process::ExitStatus, Vec<Attempt>, String) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
         command
             .args(["sandbox", "probe", "--cache-dir"])
             .arg(self.root.path().join("cache"))
             .arg("--data-dir")
             .arg(self.root.path().join("data"))
-            .args(["--uid", "65534", "--gid", "65534", "--namespace", "mine"])
+            .args(["--uid", "65534", "--gid", "65534"])
+            .args(namespace.map(|ns| ["--namespace", ns]).into_iter().flatten())
             .args(extra);
         for attempt in attempts {
             command.arg("--attempt").arg(attempt);
@@ -332,6 +364,32 @@ fn the_whole_sandbox_denies_everything_an_escaped_guest_tries() {
     assert!(status.success(), "{out}");
     assert_eq!(denied.len(), attempts.len(), "{out}");
     assert!(denied.iter().all(|a| !a.allowed), "{out}");
+    // Even a worker not yet assigned to a namespace (a pool worker, or the
+    // shared worker of level `none`, which may write every namespace) can
+    // neither read nor replace the host's entries of the data root, nor
+    // add one.
+    let host_entries = [
+        format!("read:{}", scene.path("data/.plugins/echo.plugin")),
+        format!("write:{}", scene.path("data/.plugins/echo.plugin")),
+        format!("write:{}", scene.path("data/.plugins/planted.plugin")),
+        format!("read:{}", scene.path("data/.images/victim.img")),
+        format!("write:{}", scene.path("data/.images/victim.img")),
+        format!("write:{}", scene.path("data/.evil")),
+        format!("write:{}", scene.path("cache/engine/plugin.cwasm")),
+    ];
+    let (status, denied, out) = scene.probe_as(None, &[], &host_entries);
+    assert!(status.success() && denied.len() == host_entries.len(), "{out}");
+    assert!(denied.iter().all(|a| !a.allowed), "{out}");
+    let (status, allowed, out) = scene.probe_as(None, &["--sandbox", "off"], &host_entries);
+    assert!(
+        status.success() && allowed.iter().all(|a| a.allowed),
+        "positive control: {out}"
+    );
+    let (status, own, out) = scene.probe_as(None, &[], &[format!("write:{}", scene.path("data/victim/shared"))]);
+    assert!(
+        status.success() && own[0].allowed,
+        "unassigned, it serves every namespace: {out}"
+    );
     let (status, own, out) = scene.probe(&[], &[format!("write:{}", scene.path("data/mine/note"))]);
     assert!(status.success() && own[0].allowed, "its own namespace: {out}");
     let api = scene.api.local_addr().unwrap();

@@ -11,7 +11,9 @@
 //! host's System V objects or host name.
 //!
 //! The cache may lie inside the data root (its default place): it is then
-//! mounted read-only over its own directory there.
+//! mounted read-only over its own directory there. The data root's other
+//! `.` directories (the plugin store, the quota images) are covered by an
+//! empty read-only tmpfs.
 //!
 //! These need root (in the host's user namespace). A user namespace would
 //! give them to an unprivileged host too, but it would also give the worker
@@ -96,6 +98,7 @@ fn build_root(staging: &Path, cache: &Path, data: &Path) -> Result<(), String> {
         mount_remount(&inside, MountFlags::BIND | flags, c"")
             .map_err(|e| step(&format!("restricting {}", path.display()), e))?;
     }
+    hide_host_entries(staging, cache, data)?;
     let old = staging.join(".old");
     std::fs::create_dir(&old).map_err(|e| format!("creating {}: {e}", old.display()))?;
     rustix::process::pivot_root(staging, &old).map_err(|e| step("pivot_root", e))?;
@@ -103,6 +106,27 @@ fn build_root(staging: &Path, cache: &Path, data: &Path) -> Result<(), String> {
     unmount("/.old", UnmountFlags::DETACH).map_err(|e| step("detaching the host's tree", e))?;
     std::fs::remove_dir("/.old").map_err(|e| format!("removing /.old: {e}"))?;
     mount_remount("/", MountFlags::RDONLY | hardening, c"").map_err(|e| step("making the root read-only", e))?;
+    Ok(())
+}
+
+/// Covers each directory of the data root whose name starts with `.` (the
+/// host's: the plugin store, the quota images; never a namespace), except
+/// the cache or one holding it, with an empty read-only tmpfs: a worker
+/// sees no other tenant's plugins nor anyone's raw filesystem image.
+fn hide_host_entries(staging: &Path, cache: &Path, data: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(data).map_err(|e| format!("listing {}: {e}", data.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.')
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && !cache.starts_with(&path);
+        if hidden {
+            let inside = inside(staging, &path);
+            let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+            mount("tmpfs", &inside, "tmpfs", flags, c"size=4k,nr_inodes=1,mode=000")
+                .map_err(|e| format!("hiding {}: {e}", path.display()))?;
+        }
+    }
     Ok(())
 }
 
