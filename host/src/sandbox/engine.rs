@@ -21,8 +21,6 @@
 //!   needs, and a component that uses one is refused at upload
 //!   (`invalid_plugin`).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -104,39 +102,61 @@ const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// the async runtime is. Stopped and joined on drop.
 #[derive(Debug)]
 pub(crate) struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    /// Work to run on the ticker's own thread (see [`EpochTicker::run`]);
+    /// dropping it stops the thread.
+    jobs: Option<std::sync::Mutex<std::sync::mpsc::Sender<Job>>>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Something to do on the ticker's thread.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
 impl EpochTicker {
     pub(crate) fn start(engine: &Engine, tick: Duration) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let thread = std::thread::Builder::new().name("bulkhead-epoch".into()).spawn({
             let engine = engine.weak();
-            let stop = Arc::clone(&stop);
             move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(tick);
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
+                let mut next = std::time::Instant::now() + tick;
+                loop {
+                    match rx.recv_timeout(next.saturating_duration_since(std::time::Instant::now())) {
+                        Ok(job) => job(),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            next += tick;
+                            match engine.upgrade() {
+                                Some(engine) => engine.increment_epoch(),
+                                None => return,
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
             }
         })?;
         Ok(Self {
-            stop,
+            jobs: Some(std::sync::Mutex::new(jobs)),
             thread: Some(thread),
         })
+    }
+
+    /// Runs `job` on the ticker's thread (between two ticks). The worker's
+    /// sandbox uses it to put that thread under a namespace's Landlock
+    /// layer too: Landlock restricts one thread at a time.
+    pub(crate) fn run(&self, job: Job) -> Result<(), String> {
+        let jobs = self.jobs.as_ref().ok_or("the ticker is stopping")?;
+        jobs.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| "the ticker thread is gone".to_owned())
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Disconnecting the channel stops the thread at once.
+        self.jobs.take();
         if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            // The thread only sleeps and increments: it cannot panic.
+            // The thread only sleeps, increments and runs the jobs given it.
             let _ = thread.join();
         }
     }

@@ -103,7 +103,7 @@ pub struct Sandbox {
     bound: OnceLock<Namespace>,
     /// The guest-log rate limit of this sandbox (of its worker process).
     log_bucket: std::sync::Arc<state::LogBucket>,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -138,7 +138,7 @@ impl Sandbox {
             config,
             bound: OnceLock::new(),
             log_bucket: std::sync::Arc::default(),
-            _ticker: ticker,
+            ticker,
         })
     }
 
@@ -159,6 +159,12 @@ impl Sandbox {
     /// The namespace the sandbox is bound to, if any.
     pub fn bound_namespace(&self) -> Option<&Namespace> {
         self.bound.get()
+    }
+
+    /// Runs `job` on the sandbox's epoch-ticker thread, the one thread of a
+    /// worker besides the one calling (see `worker::jail`).
+    pub fn run_on_ticker_thread(&self, job: Box<dyn FnOnce() + Send>) -> Result<(), String> {
+        self.ticker.run(job)
     }
 
     /// The host path of `namespace`'s data directory, created if missing.

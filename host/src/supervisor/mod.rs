@@ -191,6 +191,16 @@ impl Supervisor {
         let sandbox_report = match jail_check::check(&config.command, &config.sandbox) {
             Ok(report) => {
                 tracing::info!("worker sandbox ({}): {}", report.mode, report.summary());
+                let mounts = report.layer(crate::worker::jail::Layer::Namespaces);
+                if !mounts.is_some_and(crate::worker::jail::LayerState::is_on)
+                    && config.sandbox.cache_dir.starts_with(&config.sandbox.data_dir)
+                {
+                    tracing::warn!(
+                        "without the mount namespace the compile cache inside data.dir is open to a worker \
+                         of level none that an escaped guest controls; set data.cache_dir and \
+                         data.plugins_dir outside data.dir"
+                    );
+                }
                 Some(report)
             }
             Err(e) if config.command.sandbox == SandboxMode::Strict => return Err(SupervisorError::Sandbox(e)),

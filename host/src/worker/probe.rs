@@ -36,8 +36,14 @@ pub struct ProbeArgs {
     /// Print the jail's report as JSON and exit.
     #[arg(long)]
     pub report: bool,
+    /// Run the attempts on a second thread, started after the jail and
+    /// before the assignment step (as a worker's epoch ticker is), which
+    /// must take the namespace's layer as well.
+    #[arg(long)]
+    pub from_thread: bool,
     /// What to try: `read:PATH`, `write:PATH`, `fill:PATH:BYTES`,
-    /// `connect:ADDR`, `signal:PID`, `ptrace:PID`, `fork`, `exec:PATH`.
+    /// `connect:ADDR`, `signal:PID`, `ptrace:PID`, `setown:PID` (who gets
+    /// the descriptor's signals), `fork`, `exec:PATH`.
     #[arg(long = "attempt")]
     pub attempts: Vec<String>,
 }
@@ -77,11 +83,16 @@ pub fn run(args: &ProbeArgs) -> ExitCode {
             return ExitCode::from(EXIT_START);
         }
     };
+    let helper = args.from_thread.then(Helper::start);
     if let Some(namespace) = &args.namespace {
         let dir = data_dir.join(namespace.as_str());
+        let run = |job| helper.as_ref().map_or(Ok(()), |h| h.run(job));
+        let with_helper: [&dyn Fn(super::jail::Job) -> Result<(), String>; 1] = [&run];
+        let others: &[&dyn Fn(super::jail::Job) -> Result<(), String>] =
+            if helper.is_some() { &with_helper } else { &[] };
         if let Err(e) = std::fs::create_dir_all(&dir)
             .map_err(|e| e.to_string())
-            .and_then(|()| jail.confine_to(&dir).map_err(|e| e.to_string()))
+            .and_then(|()| jail.confine_to(&dir, others).map_err(|e| e.to_string()))
         {
             eprintln!("probe: {e}");
             return ExitCode::from(EXIT_START);
@@ -94,7 +105,10 @@ pub fn run(args: &ProbeArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     for attempt in &args.attempts {
-        let result = try_one(attempt);
+        let result = match &helper {
+            Some(helper) => helper.call(attempt.clone()),
+            None => try_one(attempt),
+        };
         let line = serde_json::json!({
             "attempt": attempt,
             "allowed": result.is_ok(),
@@ -104,6 +118,36 @@ pub fn run(args: &ProbeArgs) -> ExitCode {
         let _ = stdout.flush();
     }
     ExitCode::SUCCESS
+}
+
+/// A second thread that runs what it is given, as a worker's epoch ticker.
+struct Helper {
+    jobs: std::sync::mpsc::Sender<super::jail::Job>,
+}
+
+impl Helper {
+    fn start() -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<super::jail::Job>();
+        std::thread::spawn(move || {
+            for job in rx {
+                job();
+            }
+        });
+        Self { jobs }
+    }
+
+    fn run(&self, job: super::jail::Job) -> Result<(), String> {
+        self.jobs.send(job).map_err(|_| "the helper thread is gone".to_owned())
+    }
+
+    /// [`try_one`] on the helper thread.
+    fn call(&self, attempt: String) -> Result<String, String> {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.run(Box::new(move || {
+            let _ = done.send(try_one(&attempt));
+        }))?;
+        wait.recv().map_err(|_| "the helper thread died".to_owned())?
+    }
 }
 
 /// One attempt: `Ok` with what happened if it was allowed, `Err` with the
@@ -174,6 +218,15 @@ fn try_one(attempt: &str) -> Result<String, String> {
                     unsafe { libc::waitpid(child, &mut status, 0) };
                     Ok(format!("forked {child}"))
                 }
+            }
+        }
+        "setown" => {
+            let pid: i32 = arg.parse().map_err(|e| format!("{e}"))?;
+            // SAFETY: F_SETOWN on standard output takes an integer; it only
+            // names who gets SIGIO/SIGURG for that descriptor.
+            match unsafe { libc::fcntl(1, libc::F_SETOWN, pid) } {
+                -1 => Err(std::io::Error::last_os_error().to_string()),
+                _ => Ok("owner set".into()),
             }
         }
         "exec" => {

@@ -216,7 +216,10 @@ impl WorkerState {
             let confined = sandbox
                 .namespace_dir(namespace)
                 .map_err(|e| e.to_string())
-                .and_then(|dir| jail.confine_to(&dir).map_err(|e| e.to_string()));
+                .and_then(|dir| {
+                    let ticker = |job| sandbox.run_on_ticker_thread(job);
+                    jail.confine_to(&dir, &[&ticker]).map_err(|e| e.to_string())
+                });
             if let Err(e) = confined {
                 return Err(self.assign_failed(e));
             }

@@ -276,6 +276,27 @@ fn landlock_confines_an_assigned_worker_to_its_namespace_and_scopes_its_signals(
         &[format!("write:{}", scene.path("data/mine/note"))],
     );
     assert!(status.success() && own.len() == 1 && own[0].allowed, "{out}");
+    // Landlock restricts a thread at a time: a thread that existed before
+    // the assignment (as a worker's epoch ticker does) takes the
+    // namespace's layer too. Only that layer can deny it another
+    // namespace's data: the start-time layer allows the whole data root.
+    let attempts = [
+        format!("read:{}", scene.path("data/victim/secret")),
+        format!("write:{}", scene.path("data/victim/planted")),
+        format!("write:{}", scene.path("data/mine/from-thread")),
+    ];
+    let (status, done, out) = scene.probe(&["--only", "landlock", "--from-thread"], &attempts);
+    assert!(status.success() && done.len() == 3, "{out}");
+    assert!(
+        !done[0].allowed && !done[1].allowed,
+        "the other thread escaped the layer: {out}"
+    );
+    assert!(done[2].allowed, "{out}");
+    let (status, done, out) = scene.probe_as(None, &["--only", "landlock", "--from-thread"], &attempts);
+    assert!(
+        status.success() && done.iter().all(|a| a.allowed),
+        "unassigned control: {out}"
+    );
 }
 
 #[test]
@@ -296,6 +317,7 @@ fn seccomp_kills_a_worker_that_forks_execs_opens_a_socket_ptraces_or_signals() {
         format!("connect:{api}"),
         format!("ptrace:{}", scene.sibling_pid()),
         format!("signal:{}", std::process::id()),
+        format!("setown:{}", scene.sibling_pid()),
     ] {
         let (status, done, out) = scene.probe(&["--only", "seccomp"], std::slice::from_ref(&attempt));
         assert_eq!(

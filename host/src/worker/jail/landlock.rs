@@ -20,8 +20,8 @@
 use std::path::Path;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 use super::Outcome;
@@ -87,7 +87,7 @@ pub(super) fn restrict_pool(cache: &Path, data: &Path) -> Outcome {
             cache.display(),
             data.display()
         )),
-        Ok(status) if status.ruleset == RulesetStatus::PartiallyEnforced => Outcome::Unavailable(format!(
+        Ok(status) if status.ruleset == RulesetStatus::PartiallyEnforced => Outcome::Partial(format!(
             "only partly enforced: the kernel has Landlock ABI {abi}, the rules need {}",
             TARGET as u32
         )),
@@ -96,21 +96,26 @@ pub(super) fn restrict_pool(cache: &Path, data: &Path) -> Outcome {
     }
 }
 
-/// The assignment layer: reads in the cache, reads and writes in `dir`.
-pub(super) fn restrict_namespace(cache: &Path, dir: &Path) -> Result<(), String> {
-    let status = (|| -> Result<_, Box<dyn std::error::Error>> {
+/// The assignment layer's ruleset: reads in the cache, reads and writes in
+/// `dir`; [`restrict`] puts a thread under it.
+pub(super) fn namespace_ruleset(cache: &Path, dir: &Path) -> Result<RulesetCreated, String> {
+    (|| -> Result<_, Box<dyn std::error::Error>> {
         Ok(Ruleset::default()
             .handle_access(AccessFs::from_all(TARGET))?
             .create()?
             .add_rule(PathBeneath::new(PathFd::new(cache)?, read()))?
             .add_rule(PathBeneath::new(PathFd::new(dir)?, read_write()))?
             // Already set at start; seccomp allows no other `prctl` now.
-            .no_new_privs(false)
-            .restrict_self()?)
+            .no_new_privs(false))
     })()
-    .map_err(|e| e.to_string())?;
-    match status.ruleset {
-        RulesetStatus::FullyEnforced => Ok(()),
-        other => Err(format!("the namespace layer was {other:?}")),
+    .map_err(|e| e.to_string())
+}
+
+/// Puts the calling thread under `ruleset`. Partly enforced is enough here:
+/// on a kernel older than the rules' ABI, the file rules it has still hold.
+pub(super) fn restrict(ruleset: RulesetCreated) -> Result<(), String> {
+    match ruleset.restrict_self().map_err(|e| e.to_string())?.ruleset {
+        RulesetStatus::FullyEnforced | RulesetStatus::PartiallyEnforced => Ok(()),
+        RulesetStatus::NotEnforced => Err("the namespace layer was not enforced".into()),
     }
 }

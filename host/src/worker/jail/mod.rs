@@ -55,6 +55,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use self::landlock::landlock_abi;
 
+/// Work to run on another thread of the process (see [`Jail::confine_to`]).
+pub type Job = Box<dyn FnOnce() + Send>;
+
 /// `worker.sandbox`: how much of the OS sandbox a worker must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -211,6 +214,8 @@ pub enum JailError {
 /// How a layer went: applied, not possible here, or failed midway.
 pub(crate) enum Outcome {
     On(String),
+    /// Applied in part (what the kernel has of it), which `strict` refuses.
+    Partial(String),
     Unavailable(String),
     Broken(String),
 }
@@ -283,6 +288,9 @@ pub fn hygiene(parent: u32, open_files: u64) -> Result<(), JailError> {
 pub struct Jail {
     spec: JailSpec,
     report: Report,
+    /// Whether Landlock is on, wholly or in part: the assignment layer is
+    /// then applied too (its file rules exist from ABI 1).
+    landlock: bool,
 }
 
 impl Jail {
@@ -295,6 +303,7 @@ impl Jail {
         fds::close_inherited()?;
         rlimits::apply(spec.open_files, spec.file_size)?;
         let mut layers = Vec::new();
+        let mut partial = Vec::new();
         let root = rustix::process::geteuid().is_root();
         let mut step = |layer: Layer, run: &mut dyn FnMut() -> Outcome| -> Result<(), JailError> {
             let state = if spec.mode == SandboxMode::Off {
@@ -305,8 +314,12 @@ impl Jail {
                 match run() {
                     Outcome::On(detail) => LayerState::On(detail),
                     Outcome::Broken(reason) => return Err(JailError::Broken { layer, reason }),
-                    Outcome::Unavailable(reason) if spec.mode == SandboxMode::Strict => {
+                    Outcome::Unavailable(reason) | Outcome::Partial(reason) if spec.mode == SandboxMode::Strict => {
                         return Err(JailError::Missing { layer, reason });
+                    }
+                    Outcome::Partial(reason) => {
+                        partial.push(layer);
+                        LayerState::Unavailable(reason)
                     }
                     Outcome::Unavailable(reason) if layer == Layer::Identity && !root => LayerState::Off(reason),
                     Outcome::Unavailable(reason) => LayerState::Unavailable(reason),
@@ -324,13 +337,13 @@ impl Jail {
             landlock::restrict_pool(&spec.cache_dir, &spec.data_dir)
         })?;
         step(Layer::Seccomp, &mut seccomp::install)?;
-        Ok(Self {
-            report: Report {
-                mode: spec.mode,
-                layers,
-            },
-            spec,
-        })
+        let report = Report {
+            mode: spec.mode,
+            layers,
+        };
+        let landlock =
+            partial.contains(&Layer::Landlock) || report.layer(Layer::Landlock).is_some_and(LayerState::is_on);
+        Ok(Self { report, spec, landlock })
     }
 
     /// What was applied.
@@ -338,23 +351,44 @@ impl Jail {
         &self.report
     }
 
-    /// Narrows file writes to `dir` (a namespace's directory inside the
+    /// Narrows file access to `dir` (a namespace's directory inside the
     /// data root) for the rest of the process's life: the Landlock layer of
     /// an assignment. Nothing to do when Landlock is not on.
-    pub fn confine_to(&self, dir: &Path) -> Result<(), JailError> {
-        if !self.report.layer(Layer::Landlock).is_some_and(LayerState::is_on) {
+    ///
+    /// Landlock restricts one thread at a time (this kernel has no
+    /// all-threads flag), so every thread of the process must take the
+    /// layer: the caller, and each of `others`, a way to run a job on one of
+    /// the process's other threads (the worker's epoch ticker). Any other
+    /// thread would stay outside, where an escaped guest could take it
+    /// over; the worker has none (its log writer is synchronous; the only
+    /// threads it could gain are the runtime's blocking pool, counted here,
+    /// whose later threads inherit the layer from the caller).
+    pub fn confine_to(&self, dir: &Path, others: &[&dyn Fn(Job) -> Result<(), String>]) -> Result<(), JailError> {
+        if !self.landlock {
             return Ok(());
         }
-        let blocking = BLOCKING_THREADS.load(Ordering::SeqCst);
-        if blocking != 0 {
-            return Err(JailError::Confine {
-                dir: dir.to_owned(),
-                reason: format!("{blocking} blocking thread(s) exist and would stay outside the new layer"),
-            });
-        }
-        landlock::restrict_namespace(&self.spec.cache_dir, dir).map_err(|reason| JailError::Confine {
+        let fail = |reason: String| JailError::Confine {
             dir: dir.to_owned(),
             reason,
-        })
+        };
+        let blocking = BLOCKING_THREADS.load(Ordering::SeqCst);
+        if blocking != 0 {
+            return Err(fail(format!(
+                "{blocking} blocking thread(s) exist and would stay outside the new layer"
+            )));
+        }
+        let ruleset = landlock::namespace_ruleset(&self.spec.cache_dir, dir).map_err(fail)?;
+        for run in others {
+            let theirs = ruleset.try_clone().map_err(|e| fail(e.to_string()))?;
+            let (done, wait) = std::sync::mpsc::channel();
+            run(Box::new(move || {
+                let _ = done.send(landlock::restrict(theirs));
+            }))
+            .map_err(fail)?;
+            wait.recv_timeout(std::time::Duration::from_secs(10))
+                .map_err(|_| fail("another thread did not take the layer within 10 s".into()))?
+                .map_err(fail)?;
+        }
+        landlock::restrict(ruleset).map_err(fail)
     }
 }

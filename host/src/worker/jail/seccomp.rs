@@ -9,7 +9,8 @@
 //! Some calls are allowed only with certain arguments: `clone` only for a
 //! thread (never a new process), `tgkill` only towards itself (`abort`),
 //! `prlimit64` only on itself, `prctl` only to name a thread or a mapping,
-//! `ioctl` only for descriptor flags, `socketpair` only for UNIX sockets
+//! `ioctl` only for descriptor flags, `fcntl` never to choose a signal's
+//! target (`F_SETOWN`, `F_SETSIG`, `O_ASYNC`), `socketpair` only for UNIX sockets
 //! (tokio's signal driver). `clone3` returns `ENOSYS` (its flags are behind
 //! a pointer that seccomp cannot read), so the C library falls back to
 //! `clone`.
@@ -65,7 +66,6 @@ const ALWAYS: &[i64] = &[
     libc::SYS_getcwd,
     libc::SYS_dup,
     libc::SYS_dup3,
-    libc::SYS_fcntl,
     // Memory: the allocator, wasmtime's code and linear memories.
     libc::SYS_mmap,
     libc::SYS_munmap,
@@ -206,6 +206,38 @@ fn filters(pid: u32) -> Result<[BpfProgram; 2], seccompiler::BackendError> {
         )?,
     );
     rules.insert(libc::SYS_socketpair, any_of(0, &[libc::AF_UNIX as u64])?);
+    // Descriptor flags, duplicates, locks, seals: not F_SETOWN/F_SETSIG, and
+    // F_SETFL without O_ASYNC, which together would make the kernel signal
+    // a process of the guest's choosing.
+    let mut fcntl = any_of(
+        1,
+        &[
+            libc::F_DUPFD,
+            libc::F_DUPFD_CLOEXEC,
+            libc::F_GETFD,
+            libc::F_SETFD,
+            libc::F_GETFL,
+            libc::F_GETLK,
+            libc::F_SETLK,
+            libc::F_SETLKW,
+            libc::F_OFD_GETLK,
+            libc::F_OFD_SETLK,
+            libc::F_OFD_SETLKW,
+            libc::F_GET_SEALS,
+            libc::F_GETPIPE_SZ,
+        ]
+        .map(|c| c as u64),
+    )?;
+    fcntl.push(SeccompRule::new(vec![
+        eq(1, libc::F_SETFL as u64)?,
+        SeccompCondition::new(
+            2,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(libc::O_ASYNC as u64),
+            0,
+        )?,
+    ])?);
+    rules.insert(libc::SYS_fcntl, fcntl);
     let allow_list: BpfProgram =
         SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, arch)?.try_into()?;
     let clone3 = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
@@ -231,6 +263,6 @@ pub(super) fn install() -> Outcome {
     }
     Outcome::On(format!(
         "{} system calls allowed, any other kills the process",
-        ALWAYS.len() + LEGACY.len() + 6
+        ALWAYS.len() + LEGACY.len() + 7
     ))
 }
