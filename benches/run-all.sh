@@ -32,7 +32,7 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 mem_kib = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
 json.dump({
     "commit": sh("git", "rev-parse", "HEAD"),
-    "dirty": bool(sh("git", "status", "--porcelain")),
+    "dirty": bool(sh("git", "status", "--porcelain", "--", ".", ":!benches/results", ":!BENCHMARKS.md")),
     "started_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
     "nproc": os.cpu_count(),
     "cpu": cpu,

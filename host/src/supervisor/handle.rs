@@ -227,9 +227,10 @@ impl WorkerHandle {
         }
         // The host applies the tenant's CPU limits: the worker is not
         // trusted with its own cgroup (it cannot even see it).
+        // A new cgroup already has the defaults: nothing to write for them.
         if let Some(cgroup) = &self.cgroup
-            && let Err(e) = cgroup.set_cpu(&assignment.cpu)
             && assignment.cpu != CpuLimits::default()
+            && let Err(e) = cgroup.set_cpu(&assignment.cpu)
         {
             warn_cpu_once(&e);
         }
