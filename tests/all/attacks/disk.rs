@@ -42,18 +42,29 @@ impl Drop for Unmounts {
     }
 }
 
-#[test]
-fn a_tenant_that_fills_its_quota_gets_its_own_error_and_its_neighbours_write_and_deploy() {
-    let test = "a_tenant_that_fills_its_quota_gets_its_own_error_and_its_neighbours_write_and_deploy";
+/// A scratch directory whose quota mounts are undone when the test ends;
+/// `None` (a printed skip) or a failure naming what is missing when the
+/// machine cannot make quotas (see `needs::facility`).
+fn quota_scratch(test: &str) -> Option<(tempfile::TempDir, Unmounts)> {
     if !crate::needs::facility(
         test,
         "root, loop devices and mkfs.ext4 (disk quotas)",
         quotas_possible(),
     ) {
-        return;
+        return None;
     }
     let dir = scratch();
-    let _unmounts = Unmounts(dir.path().to_owned());
+    let unmounts = Unmounts(dir.path().to_owned());
+    Some((dir, unmounts))
+}
+
+#[test]
+fn a_tenant_that_fills_its_quota_gets_its_own_error_and_its_neighbours_write_and_deploy() {
+    let Some((dir, _unmounts)) =
+        quota_scratch("a_tenant_that_fills_its_quota_gets_its_own_error_and_its_neighbours_write_and_deploy")
+    else {
+        return;
+    };
     let server = Server::start(&config(dir.path(), QUOTA), &[]);
     assert_eq!(server.invoke("full", "fs", "write /data/keep kept").status, 200);
     // Bytes: 60 KiB a file until the 4 MiB filesystem is full.
@@ -135,16 +146,9 @@ fn a_tenant_that_fills_its_quota_gets_its_own_error_and_its_neighbours_write_and
 
 #[test]
 fn data_written_before_a_quota_is_moved_into_it_not_lost() {
-    let test = "data_written_before_a_quota_is_moved_into_it_not_lost";
-    if !crate::needs::facility(
-        test,
-        "root, loop devices and mkfs.ext4 (disk quotas)",
-        quotas_possible(),
-    ) {
+    let Some((dir, _unmounts)) = quota_scratch("data_written_before_a_quota_is_moved_into_it_not_lost") else {
         return;
-    }
-    let dir = scratch();
-    let _unmounts = Unmounts(dir.path().to_owned());
+    };
     let server = Server::start(&config(dir.path(), ""), &[]);
     assert_eq!(server.invoke("full", "fs", "write /data/old before").status, 200);
     let (status, _) = server.terminate();

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::service::{Server, config, scratch};
+use crate::tools::Reaped;
 
 /// The uid/gid the probe drops to (the workers' default).
 const WORKER_ID: u32 = 65534;
@@ -39,16 +40,6 @@ struct Scene {
     cgroup: Option<CgroupDir>,
     /// Something listening on loopback, standing in for the host's API.
     api: TcpListener,
-}
-
-/// A child killed and reaped on drop.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A cgroup directory removed on drop.
@@ -562,7 +553,7 @@ fn strict_refuses_to_start_without_every_layer_and_names_the_missing_one() {
     )
     .unwrap();
     let unprivileged = |args: &[&str]| {
-        let mut child = Command::new("/usr/bin/setpriv")
+        let child = Command::new("/usr/bin/setpriv")
             .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_bulkhead"))
             .args(args)
@@ -574,16 +565,22 @@ fn strict_refuses_to_start_without_every_layer_and_names_the_missing_one() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+        // Waited for on a thread, with a deadline: a host that started after
+        // all is killed (its pid, since the child moved to the thread).
+        let pid = child.id();
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        let out = match wait.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
                 panic!("bulkhead {args:?} did not exit within 60 s under strict");
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
+        };
         let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         (out.status, text)
     };
