@@ -109,6 +109,7 @@ fn valid_frames() -> Vec<u8> {
                 size: 8,
                 path: "/cache/artifact".into(),
                 compiled_sha256: crate::sandbox::sha256(b"compiled"),
+                world: crate::sandbox::World::HttpProxy,
             },
         }),
     ];

@@ -54,6 +54,7 @@ pub(super) async fn put_plugin(
         "name": deployed.name.as_str(),
         "sha256": hex::encode(deployed.compiled.artifact.sha256),
         "size": deployed.compiled.artifact.size,
+        "world": deployed.compiled.artifact.world.as_str(),
         "compile_ms": u64::try_from(deployed.compiled.compile_time.as_millis()).unwrap_or(u64::MAX),
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -81,6 +82,7 @@ pub(super) async fn list_plugins(
                 "sha256": hex::encode(p.sha256),
                 "size": p.size,
                 "instance": p.mode.as_str(),
+                "world": p.world.as_str(),
             })
         })
         .collect();

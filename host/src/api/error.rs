@@ -124,7 +124,7 @@ impl IntoResponse for ApiError {
 /// (`Content-Length`) is refused before any of it is read; one that turns out
 /// larger is refused at the limit. `too_large` makes the error.
 pub(super) async fn read_body(
-    headers: &axum::http::HeaderMap,
+    headers: &http::HeaderMap,
     body: axum::body::Body,
     limit: u64,
     timeout: Duration,

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod error;
 pub(crate) mod health;
+mod http;
 mod invoke;
 pub(crate) mod server;
 mod status;
@@ -19,9 +20,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 
 use self::auth::AllowedHosts;
+pub(crate) use self::invoke::{NAMESPACE_HEADER, SESSION_HEADER};
 use crate::config::{Config, Tokens};
 use crate::metrics::HostMetrics;
 use crate::procmgr::PrometheusMetrics;
@@ -61,6 +63,9 @@ impl AppState {
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/invoke/{plugin}", post(invoke::invoke))
+        .route("/v1/http/{plugin}", any(http::serve))
+        .route("/v1/http/{plugin}/", any(http::serve))
+        .route("/v1/http/{plugin}/{*path}", any(http::serve))
         .route(
             "/v1/plugins/{name}",
             put(admin::put_plugin).delete(admin::delete_plugin),

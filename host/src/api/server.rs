@@ -324,7 +324,7 @@ impl Connection {
 /// Whether this request's client waits for `100 Continue` before its body:
 /// then an unread body is not drained (the client may never send it, and
 /// what follows would be its next request).
-fn expects_continue(headers: &axum::http::HeaderMap) -> bool {
+fn expects_continue(headers: &http::HeaderMap) -> bool {
     headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))

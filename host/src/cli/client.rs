@@ -52,7 +52,7 @@ impl BaseUrl {
             return Err(format!("`{text}` has no host: expected http://HOST:PORT"));
         }
         let url = format!("http://{rest}");
-        ureq::http::Uri::try_from(url.as_str()).map_err(|err| format!("`{text}` is not a valid URL: {err}"))?;
+        http::Uri::try_from(url.as_str()).map_err(|err| format!("`{text}` is not a valid URL: {err}"))?;
         Ok(Self(url))
     }
 
@@ -197,10 +197,7 @@ impl Client {
         }
     }
 
-    fn run(
-        &self,
-        request: Result<Request<impl ureq::AsSendBody>, ureq::http::Error>,
-    ) -> Result<Response<Body>, CliError> {
+    fn run(&self, request: Result<Request<impl ureq::AsSendBody>, http::Error>) -> Result<Response<Body>, CliError> {
         let request = request.map_err(|err| CliError::Usage(format!("cannot build the request: {err}")))?;
         let request = self
             .agent

@@ -140,7 +140,7 @@ impl fmt::Display for ServerError {
         match &self.kind {
             Some(kind) => write!(f, "{kind}: {}", self.message)?,
             None => {
-                let reason = ureq::http::StatusCode::from_u16(self.status)
+                let reason = http::StatusCode::from_u16(self.status)
                     .ok()
                     .and_then(|status| status.canonical_reason())
                     .unwrap_or("");

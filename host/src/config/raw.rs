@@ -61,6 +61,8 @@ pub(crate) struct RawServer {
     pub(crate) shutdown_timeout: Option<DurationValue>,
     pub(crate) max_connections: Option<u32>,
     pub(crate) max_header_size: Option<SizeValue>,
+    pub(crate) app_namespace_header: Option<String>,
+    pub(crate) app_session_header: Option<String>,
     pub(crate) tls: Option<RawTls>,
 }
 
@@ -157,6 +159,7 @@ pub(crate) struct RawTenant {
     pub(crate) max_processes: Option<u32>,
     pub(crate) plugins: Option<Vec<String>>,
     pub(crate) token_sha256: Option<TokenHash>,
+    pub(crate) http_allow: Option<Vec<String>>,
     #[serde(default)]
     pub(crate) limits: RawLimits,
 }

@@ -32,6 +32,8 @@ impl Config {
                 ("shutdown_timeout", format_duration(s.http.shutdown_timeout).into()),
                 ("max_connections", i64::from(s.http.max_connections).into()),
                 ("max_header_size", format_size(s.http.max_header_size).into()),
+                ("app_namespace_header", s.app_namespace_header.clone().into()),
+                ("app_session_header", s.app_session_header.clone().into()),
             ]),
         );
         if let Some(tls) = &s.tls
@@ -129,6 +131,12 @@ impl Config {
             }
             if let Some(hash) = tenant.token_sha256 {
                 entry.insert("token_sha256".into(), hash.to_string().into());
+            }
+            if !tenant.http_allow.is_empty() {
+                entry.insert(
+                    "http_allow".into(),
+                    tenant.http_allow.iter().cloned().collect::<Vec<_>>().into(),
+                );
             }
             entry.insert("limits".into(), limits(&tenant.limits));
             tenants.insert(ns.to_string(), Value::Table(entry));

@@ -98,6 +98,14 @@ pub struct ServerConfig {
     /// `[server.tls]`: serve HTTPS with this certificate; `None` serves
     /// plain HTTP (behind a balancer that terminates TLS, or on loopback).
     pub tls: Option<TlsFiles>,
+    /// The request header that names the tenant of a call to a wasi:http
+    /// app (`/v1/http/...`): default `x-bulkhead-namespace`, as for invoke;
+    /// another name fits an app whose clients already send their tenant in
+    /// a header of their own. A lowercase HTTP header name.
+    pub app_namespace_header: String,
+    /// The request header that names the session of a call to an app:
+    /// default `x-bulkhead-session`.
+    pub app_session_header: String,
 }
 
 /// `[server.tls]`: PEM files, checked to parse when the config is loaded.
@@ -200,6 +208,8 @@ impl Default for ServerConfig {
             name: Self::DEFAULT_NAME.to_owned(),
             http: HttpLimits::default(),
             tls: None,
+            app_namespace_header: crate::api::NAMESPACE_HEADER.to_owned(),
+            app_session_header: crate::api::SESSION_HEADER.to_owned(),
         }
     }
 }
@@ -707,6 +717,13 @@ pub struct TenantConfig {
     pub token_sha256: Option<TokenHash>,
     /// `[limits]` with the tenant's `[tenants.NS.limits]` keys laid over it.
     pub limits: Limits,
+    /// Addition to `CONTRACT.md`: `http_allow`, the only destinations the
+    /// tenant's components may send HTTP requests to (`wasi:http`), each
+    /// `host:port` (lowercase; an IP address or a name; plain `http` only).
+    /// Empty (the default): every outgoing request is denied, and the guest
+    /// sees `HTTP-request-denied`. The host makes the request, never the
+    /// worker, which has no network.
+    pub http_allow: BTreeSet<String>,
 }
 
 impl Config {

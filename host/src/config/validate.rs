@@ -132,7 +132,31 @@ impl Check<'_> {
             name,
             http: self.http(raw)?,
             tls: raw.tls.as_ref().map(|tls| self.tls(tls)).transpose()?,
+            app_namespace_header: self.header_name(
+                "app_namespace_header",
+                raw.app_namespace_header.as_ref(),
+                d.app_namespace_header,
+            )?,
+            app_session_header: self.header_name(
+                "app_session_header",
+                raw.app_session_header.as_ref(),
+                d.app_session_header,
+            )?,
         })
+    }
+
+    /// `server.KEY`, a lowercase HTTP header name.
+    fn header_name(&self, key: &str, value: Option<&String>, default: String) -> Result<String, ConfigError> {
+        let Some(name) = value else {
+            return Ok(default);
+        };
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(parsed) if parsed.as_str() == name => Ok(name.clone()),
+            _ => Err(self.locator.error(
+                &["server", key],
+                format!("{name:?} is not a lowercase HTTP header name"),
+            )),
+        }
     }
 
     fn tls(&self, raw: &RawTls) -> Result<TlsFiles, ConfigError> {
@@ -479,7 +503,9 @@ impl Check<'_> {
                 .max_processes
                 .map(|n| self.count(&["tenants", &ns, "max_processes"], n, 1, isolation.max_processes))
                 .transpose()?;
+            let http_allow = self.http_allow(&ns, tenant.http_allow.unwrap_or_default())?;
             let resolved = TenantConfig {
+                http_allow,
                 max_processes,
                 level: tenant.level.unwrap_or(isolation.level),
                 plugins: allowed,
@@ -489,6 +515,27 @@ impl Check<'_> {
             tenants.insert(namespace, resolved);
         }
         Ok(tenants)
+    }
+
+    /// `tenants.NS.http_allow`: `host:port` entries.
+    fn http_allow(&self, ns: &str, list: Vec<String>) -> Result<BTreeSet<String>, ConfigError> {
+        let mut allowed = BTreeSet::new();
+        for entry in list {
+            let parsed = entry.parse::<http::uri::Authority>().ok().filter(|a| {
+                a.port_u16().is_some_and(|p| p > 0)
+                    && !a.as_str().contains('@')
+                    && !a.host().is_empty()
+                    && a.as_str() == entry.to_ascii_lowercase()
+            });
+            if parsed.is_none() {
+                let message = format!(
+                    "{entry:?} is not a lowercase host:port (such as \"127.0.0.1:8080\" or \"api.example.com:80\")"
+                );
+                return Err(self.locator.error(&["tenants", ns, "http_allow"], message));
+            }
+            allowed.insert(entry);
+        }
+        Ok(allowed)
     }
 
     /// No two callers may share a token: a digest must identify one caller.

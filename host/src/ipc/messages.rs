@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use crate::compartment::IsolationLevel;
 use crate::names::{Namespace, SessionId};
 use crate::procmgr::ProcessId;
-use crate::sandbox::{Artifact, CallFailure, CallLimits, InstanceMode, SandboxConfig};
+use crate::sandbox::{
+    Artifact, CallFailure, CallLimits, EgressError, HttpRequest, HttpResponse, InstanceMode, SandboxConfig, World,
+};
 
 /// Host to worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +29,11 @@ pub enum ToWorker {
     PluginRemove { name: String },
     /// Finish in-flight calls within `grace`, then exit.
     Shutdown { grace: Duration },
+    /// The answer to the worker's `Egress` with this id.
+    EgressResult {
+        id: u64,
+        result: Result<HttpResponse, EgressError>,
+    },
 }
 
 /// Worker to host.
@@ -50,6 +57,14 @@ pub enum FromWorker {
     PluginAdded { name: String, error: Option<String> },
     /// Answer to `PluginRemove`.
     PluginRemoved { name: String },
+    /// A component's outgoing HTTP request, for a call of `namespace`: the
+    /// host sends it if the tenant's `http_allow` lets it out, and answers
+    /// with `EgressResult`.
+    Egress {
+        id: u64,
+        namespace: Namespace,
+        request: HttpRequest,
+    },
 }
 
 /// What a worker needs to start serving.
@@ -126,6 +141,9 @@ impl Default for CpuLimits {
 pub struct Invoke {
     pub id: u64,
     pub plugin: String,
+    /// The world the call is made as: a `bulkhead:plugin` call, or an HTTP
+    /// request (an encoded `sandbox::HttpRequest` payload) for an app.
+    pub world: World,
     pub namespace: Namespace,
     pub session: SessionId,
     pub payload: Vec<u8>,

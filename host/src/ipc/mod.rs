@@ -8,6 +8,8 @@
 //! 3. host -> `Assign` (process id, level, bound namespace/session); worker -> `Assigned`;
 //! 4. any number of `Invoke`s in flight at once, each answered by a `Result`
 //!    with the same id; `Ping`/`Pong`; `PluginAdd`/`PluginRemove` with their acks;
+//!    A call's outgoing HTTP request is the worker's `Egress`, answered by
+//!    the host's `EgressResult` with the same id;
 //! 5. host -> `Shutdown { grace }`: the worker finishes its calls for at most
 //!    the grace period and exits.
 //!
@@ -27,7 +29,7 @@ pub use self::messages::{Assignment, CpuLimits, PluginSpec};
 pub(crate) use self::messages::{FromWorker, Init, Invoke, Outcome, ToWorker};
 
 /// Bumped on every incompatible change of [`ToWorker`] or [`FromWorker`].
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame either side accepts: room for the largest payload or output
 /// plus the message around it (names, limits, an error message).
@@ -36,6 +38,10 @@ pub(crate) const MAX_FRAME: usize = MAX_OUTPUT + (256 << 10);
 /// Largest guest output a worker sends back; a larger one fails its call
 /// with `guest_error` (the frame limit is never reached).
 pub(crate) const MAX_OUTPUT: usize = 16 << 20;
+
+/// Largest body of an app's HTTP response: an output less room for its
+/// status and headers (which a store bounds to 64 KiB in memory).
+pub(crate) const MAX_HTTP_BODY: usize = MAX_OUTPUT - (128 << 10);
 
 /// Largest call payload: `server.max_payload` may not be set higher, so an
 /// `Invoke` always fits in a frame.

@@ -17,8 +17,10 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use super::bindings::Plugin as PluginWorld;
 use super::bindings::bulkhead::plugin::types::{Error as GuestError, Request as GuestRequest};
 use super::error::{CallFailure, GuestFault, HostFailure};
-use super::plugin::{InstanceMode, Plugin};
+use super::http::Hooks;
+use super::plugin::{InstanceMode, Plugin, Pre};
 use super::state::{CallState, LogBucket, LogTags, SharedTags};
+use super::world::World;
 use super::{CallLimits, Sandbox, wasi};
 use crate::names::{Namespace, SessionId};
 
@@ -65,7 +67,7 @@ pub(crate) fn anonymous_tags(bucket: &Arc<LogBucket>) -> SharedTags {
     )))
 }
 
-fn tags_for(plugin: &Plugin, request: &Request, bucket: &Arc<LogBucket>) -> LogTags {
+pub(super) fn tags_for(plugin: &Plugin, request: &Request, bucket: &Arc<LogBucket>) -> LogTags {
     LogTags::new(
         plugin.name.clone(),
         request.namespace.as_str().into(),
@@ -101,7 +103,7 @@ fn bounded(mut text: String) -> String {
 }
 
 /// Maps a failed instantiation or call onto the guest's fault.
-fn classify(err: &wasmtime::Error, memory_refused: bool, limits: &CallLimits) -> GuestFault {
+pub(super) fn classify(err: &wasmtime::Error, memory_refused: bool, limits: &CallLimits) -> GuestFault {
     match err.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => GuestFault::Fuel {
             limit: limits.fuel.unwrap_or(u64::MAX),
@@ -135,12 +137,41 @@ fn guest_error(err: GuestError) -> GuestFault {
 }
 
 impl Sandbox {
-    /// Runs `request` through `plugin` under `limits`.
+    /// Runs `request` through `plugin` (of our world) under `limits`.
     pub async fn call(
         &self,
         plugin: &Plugin,
         request: Request,
         limits: &CallLimits,
+    ) -> Result<CallOutput, CallFailure> {
+        self.call_world(plugin, World::Plugin, request, limits, usize::MAX)
+            .await
+    }
+
+    /// Serves one HTTP request with `plugin`, a `wasi:http/proxy` app,
+    /// under `limits`: `request.payload` is an encoded
+    /// [`HttpRequest`](super::HttpRequest), and the output an encoded
+    /// [`HttpResponse`](super::HttpResponse) whose body is at most
+    /// `body_limit` bytes.
+    pub async fn call_http_app(
+        &self,
+        plugin: &Plugin,
+        request: Request,
+        limits: &CallLimits,
+        body_limit: usize,
+    ) -> Result<CallOutput, CallFailure> {
+        self.call_world(plugin, World::HttpProxy, request, limits, body_limit)
+            .await
+    }
+
+    /// A call made as one of `world`'s.
+    async fn call_world(
+        &self,
+        plugin: &Plugin,
+        world: World,
+        request: Request,
+        limits: &CallLimits,
+        output_limit: usize,
     ) -> Result<CallOutput, CallFailure> {
         if let Some(bound) = self.bound_namespace()
             && *bound != request.namespace
@@ -153,10 +184,21 @@ impl Sandbox {
         }
         let started = Instant::now();
         let deadline = started + limits.timeout;
+        if plugin.world() != world {
+            return Err(wrong_world(plugin, world));
+        }
         let run = async {
-            match plugin.mode {
-                InstanceMode::PerRequest => self.call_fresh(plugin, request, limits, deadline).await,
-                InstanceMode::PerProcess => self.call_resident(plugin, request, limits, deadline).await,
+            match (&plugin.pre, plugin.mode) {
+                // An app gets a fresh instance for every request, whatever
+                // its mode (as `wasmtime serve` gives a p2 app).
+                (Pre::Http(pre), _) => {
+                    self.call_http(plugin, pre, request, limits, deadline, output_limit)
+                        .await
+                }
+                (Pre::Plugin(_), InstanceMode::PerRequest) => self.call_fresh(plugin, request, limits, deadline).await,
+                (Pre::Plugin(_), InstanceMode::PerProcess) => {
+                    self.call_resident(plugin, request, limits, deadline).await
+                }
             }
         };
         let (output, fuel_consumed) = tokio::time::timeout_at(deadline.into(), run)
@@ -179,9 +221,13 @@ impl Sandbox {
         tags: SharedTags,
     ) -> Result<Store<CallState>, HostFailure> {
         let wasi = wasi::wasi_ctx(data_dir.as_deref(), &tags).map_err(data_dir_failure)?;
+        let hooks = Hooks {
+            namespace: None,
+            egress: self.egress.clone(),
+        };
         let mut store = Store::new(
             self.validator.engine(),
-            CallState::new(wasi, limits.memory, deadline, tags),
+            CallState::new(wasi, hooks, limits.memory, deadline, tags),
         );
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|ctx| {
@@ -198,7 +244,11 @@ impl Sandbox {
     /// The `/data` an instance of `plugin` serving `namespace` gets: that
     /// namespace's directory, or none when there is no one namespace or the
     /// plugin cannot open files.
-    fn data_dir(&self, plugin: &Plugin, namespace: Option<&Namespace>) -> Result<Option<PathBuf>, HostFailure> {
+    pub(super) fn data_dir(
+        &self,
+        plugin: &Plugin,
+        namespace: Option<&Namespace>,
+    ) -> Result<Option<PathBuf>, HostFailure> {
         match namespace {
             Some(namespace) if plugin.opens_files => {
                 self.data.namespace_dir(namespace).map(Some).map_err(data_dir_failure)
@@ -231,15 +281,14 @@ impl Sandbox {
     ) -> Result<Resident, CallFailure> {
         let tags = Arc::new(Mutex::new(tags_for(plugin, request, &self.log_bucket)));
         let mut store = self.new_store(data_dir, limits, deadline, tags)?;
-        match plugin.pre.instantiate_async(&mut store).await {
+        store.data_mut().hooks.namespace = Some(request.namespace.clone());
+        let pre = match &plugin.pre {
+            Pre::Plugin(pre) => pre,
+            Pre::Http(_) => return Err(wrong_world(plugin, World::Plugin)),
+        };
+        match pre.instantiate_async(&mut store).await {
             Ok(world) => Ok(Resident { store, world }),
-            Err(e) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
-                Err(HostFailure::NoInstanceSlot {
-                    slots: self.config.instance_slots,
-                }
-                .into())
-            }
-            Err(e) => Err(classify(&e, store.data().limiter.refused(), limits).into()),
+            Err(e) => Err(fresh_store_failure(self, &e, &store, limits)),
         }
     }
 
@@ -261,6 +310,8 @@ impl Sandbox {
                     .tags
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = tags_for(plugin, &request, &self.log_bucket);
+                // A kept instance's outgoing requests are its current caller's.
+                resident.store.data_mut().hooks.namespace = Some(request.namespace.clone());
                 prepare(&mut resident.store, limits, deadline);
                 resident
             }
@@ -279,6 +330,35 @@ impl Sandbox {
         }
         Ok(result?)
     }
+}
+
+/// Why instantiating in a fresh store failed: no pool slot left (the
+/// host's), or the guest's fault.
+pub(super) fn fresh_store_failure(
+    sandbox: &Sandbox,
+    err: &wasmtime::Error,
+    store: &Store<CallState>,
+    limits: &CallLimits,
+) -> CallFailure {
+    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        HostFailure::NoInstanceSlot {
+            slots: sandbox.config.instance_slots,
+        }
+        .into()
+    } else {
+        classify(err, store.data().limiter.refused(), limits).into()
+    }
+}
+
+/// A call made to `plugin` as if it were of `called`, which it is not.
+fn wrong_world(plugin: &Plugin, called: World) -> CallFailure {
+    let world = plugin.world();
+    HostFailure::BadRequest(format!(
+        "plugin {} is a {world} component, not a {called} one: call it at {}",
+        plugin.name,
+        world.route()
+    ))
+    .into()
 }
 
 /// Sets a store's fuel, memory limit and deadline for the next call.

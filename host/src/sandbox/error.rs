@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plugin::HANDLER_EXPORT;
 use super::wasi::GUEST_DATA_DIR;
+use super::world::HTTP_HANDLER_EXPORT;
 use crate::ErrorKind;
 use crate::names::Namespace;
 
@@ -41,8 +42,12 @@ pub enum InvalidPlugin {
     /// The binary does not decode, validate or compile.
     #[error("not a valid component: {0}")]
     Malformed(String),
-    /// The component does not export the handler interface.
-    #[error("missing export `{HANDLER_EXPORT}`; the component exports [{found}]")]
+    /// The component exports neither the handler interface nor
+    /// `wasi:http/incoming-handler`.
+    #[error(
+        "missing export `{HANDLER_EXPORT}` (a bulkhead:plugin component) or \
+         `{HTTP_HANDLER_EXPORT}.x` (a wasi:http/proxy app); the component exports [{found}]"
+    )]
     MissingExport { found: String },
     /// The handler interface is exported with other types.
     #[error("wrong signature for export `{HANDLER_EXPORT}`: {detail}")]
@@ -156,6 +161,10 @@ pub enum HostFailure {
     /// and by kept instances of `per-process` plugins).
     #[error("all {slots} instance slots of this worker are in use; try again")]
     NoInstanceSlot { slots: u32 },
+    /// The call does not fit the plugin: an HTTP request that does not
+    /// decode, or a call of one world made to a plugin of the other.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl HostFailure {
@@ -165,6 +174,7 @@ impl HostFailure {
             Self::WrongNamespace { .. } => ErrorKind::Forbidden,
             Self::PluginNotFound { .. } => ErrorKind::PluginNotFound,
             Self::PluginUnloadable { .. } => ErrorKind::InvalidPlugin,
+            Self::BadRequest(_) => ErrorKind::InvalidRequest,
             Self::DataDir { .. } | Self::ShuttingDown | Self::NoInstanceSlot { .. } => ErrorKind::WorkerUnavailable,
         }
     }

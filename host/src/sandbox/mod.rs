@@ -14,11 +14,13 @@ mod cache;
 mod call;
 mod engine;
 mod error;
+mod http;
 mod limits;
 mod plugin;
 mod state;
 mod validate;
 mod wasi;
+mod world;
 
 use std::io;
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ pub use self::cache::{Sha256Digest, sha256};
 pub use self::call::{CallOutput, MAX_ERROR_MESSAGE, Request};
 use self::engine::EpochTicker;
 pub use self::error::{CallFailure, GuestFault, HostFailure, InvalidPlugin, PluginError, SandboxError};
+pub use self::http::{Egress, EgressError, HttpRequest, HttpResponse, MAX_EGRESS_BODY};
 pub use self::limits::CallLimits;
 pub use self::plugin::{Artifact, Compiled, HANDLER_EXPORT, InstanceMode, Plugin};
 pub(crate) use self::state::sanitise;
@@ -38,6 +41,7 @@ pub(crate) use self::validate::check_header;
 pub use self::validate::{Validated, Validator};
 use self::wasi::DataRoot;
 pub use self::wasi::{GUEST_DATA_DIR, MAX_RANDOM_BYTES};
+pub use self::world::{HTTP_HANDLER_EXPORT, World, world_of};
 use crate::names::Namespace;
 
 /// How a sandbox is built.
@@ -103,6 +107,8 @@ pub struct Sandbox {
     bound: OnceLock<Namespace>,
     /// The guest-log rate limit of this sandbox (of its worker process).
     log_bucket: std::sync::Arc<state::LogBucket>,
+    /// Where components' outgoing HTTP requests go; none: all are denied.
+    egress: Option<std::sync::Arc<dyn Egress>>,
     ticker: EpochTicker,
 }
 
@@ -138,6 +144,7 @@ impl Sandbox {
             config,
             bound: OnceLock::new(),
             log_bucket: std::sync::Arc::default(),
+            egress: None,
             ticker,
         })
     }
@@ -154,6 +161,12 @@ impl Sandbox {
         } else {
             Err(bound.clone())
         }
+    }
+
+    /// Sends the outgoing HTTP requests of later calls through `egress`
+    /// (which decides what is allowed) instead of denying them all.
+    pub fn set_egress(&mut self, egress: std::sync::Arc<dyn Egress>) {
+        self.egress = Some(egress);
     }
 
     /// The namespace the sandbox is bound to, if any.

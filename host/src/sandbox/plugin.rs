@@ -13,7 +13,9 @@ use super::cache::{Sha256Digest, sha256};
 use super::error::{CallFailure, GuestFault, PluginError};
 use super::state::CallState;
 use super::validate::{check_header, opens_files};
+use super::world::{World, world_of};
 use super::{CallLimits, Sandbox};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The interface every plugin must export.
 pub const HANDLER_EXPORT: &str = "bulkhead:plugin/handler@0.1.0";
@@ -86,6 +88,8 @@ pub struct Artifact {
     /// sha256 of the precompiled artifact, as the host stored it: a worker
     /// maps no artifact whose bytes do not have it.
     pub compiled_sha256: Sha256Digest,
+    /// The world the component targets (read off its exports).
+    pub world: World,
 }
 
 /// The result of one [`Sandbox::compile`].
@@ -99,12 +103,30 @@ pub struct Compiled {
     pub cache_hit: bool,
 }
 
+/// A plugin's linked and type-checked `InstancePre`, by world.
+pub(crate) enum Pre {
+    /// A `bulkhead:plugin` component.
+    Plugin(PluginPre<CallState>),
+    /// A `wasi:http/proxy` app.
+    Http(ProxyPre<CallState>),
+}
+
+impl Pre {
+    /// The world it was checked against.
+    pub(crate) fn world(&self) -> World {
+        match self {
+            Self::Plugin(_) => World::Plugin,
+            Self::Http(_) => World::HttpProxy,
+        }
+    }
+}
+
 /// A plugin ready to be called: its `InstancePre` is linked and type-checked.
 pub struct Plugin {
     pub(crate) name: Arc<str>,
     pub(crate) mode: InstanceMode,
     pub(crate) artifact: Artifact,
-    pub(crate) pre: PluginPre<CallState>,
+    pub(crate) pre: Pre,
     /// Whether it imports `wasi:filesystem/preopens`, its only way to a
     /// directory. A plugin without it gets no `/data`: its calls neither
     /// create nor open its namespace's directory.
@@ -129,9 +151,14 @@ impl Plugin {
         &self.name
     }
 
-    /// How its instances are reused.
+    /// How its instances are reused (an app's: always a fresh one).
     pub fn mode(&self) -> InstanceMode {
         self.mode
+    }
+
+    /// The world it targets.
+    pub fn world(&self) -> World {
+        self.pre.world()
     }
 
     /// Whether a `per-process` plugin has a kept instance right now (waits
@@ -159,10 +186,14 @@ impl Sandbox {
     /// (`supervisor::Compiler`); this is for tests and benches.
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, PluginError> {
         check_header(bytes, self.config.max_plugin_size)?;
+        // A component of neither world is refused by validation below, in
+        // its order (an unsatisfiable import before a missing export).
+        let world = world_of(bytes);
         let digest = sha256(bytes);
         let path = self.cache.path(&digest);
         let started = Instant::now();
-        if let Some((path, compiled_sha256)) = self.cache.lookup(&digest) {
+        if let (Ok(world), Some((path, compiled_sha256))) = (&world, self.cache.lookup(&digest)) {
+            let world = *world;
             match self.deserialize(&path) {
                 Ok(component) => {
                     self.validator.check(&component)?;
@@ -172,6 +203,7 @@ impl Sandbox {
                             size: bytes.len(),
                             path,
                             compiled_sha256,
+                            world,
                         },
                         compile_time: Duration::ZERO,
                         cache_hit: true,
@@ -183,6 +215,7 @@ impl Sandbox {
             }
         }
         let validated = self.validator.compile(bytes)?;
+        let world = world?;
         let (path, compiled_sha256) =
             self.cache
                 .store(&digest, &validated.artifact)
@@ -196,6 +229,7 @@ impl Sandbox {
                 size: bytes.len(),
                 path,
                 compiled_sha256,
+                world,
             },
             compile_time: started.elapsed(),
             cache_hit: false,
@@ -215,6 +249,16 @@ impl Sandbox {
             return Err(tampered(&artifact, "it was replaced while it was being loaded".into()));
         }
         let pre = self.validator.check(&component)?;
+        if pre.world() != artifact.world {
+            return Err(tampered(
+                &artifact,
+                format!(
+                    "it is a {} component, not the {} the host read",
+                    pre.world(),
+                    artifact.world
+                ),
+            ));
+        }
         Ok(Arc::new(Plugin {
             name: name.into(),
             mode,
@@ -231,10 +275,13 @@ impl Sandbox {
     /// instantiation path and the pool slot. Its start code runs: call it
     /// only with the host's own built-in plugin, never a tenant's.
     pub async fn warm_up(&self, plugin: &Plugin) -> Result<(), CallFailure> {
+        let Pre::Plugin(pre) = &plugin.pre else {
+            return Ok(());
+        };
         let limits = CallLimits::default();
         let deadline = Instant::now() + limits.timeout;
         let mut store = self.new_store(None, &limits, deadline, super::call::anonymous_tags(&self.log_bucket))?;
-        match tokio::time::timeout_at(deadline.into(), plugin.pre.instantiate_async(&mut store)).await {
+        match tokio::time::timeout_at(deadline.into(), pre.instantiate_async(&mut store)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(GuestFault::Trap(super::call::describe(&e)).into()),
             Err(_) => Err(GuestFault::Timeout { limit: limits.timeout }.into()),

@@ -20,9 +20,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::bulkhead::plugin::log::{self, Level};
 use super::bindings::bulkhead::plugin::types;
+use super::http::Hooks;
 use super::limits::MemoryLimiter;
 
 /// Longest log message or output line kept, in bytes; the rest is cut.
@@ -38,6 +40,9 @@ pub const LOG_BURST: f64 = 1000.0;
 /// `limits.memory`, so a guest that leaks them in a loop is stopped here
 /// (its call fails; it is the guest's own trap).
 pub const MAX_RESOURCES: usize = 10_000;
+/// The in-memory size the headers of one HTTP request or response of a
+/// store may take (wasmtime's default is 128 KiB).
+const MAX_HTTP_FIELDS: usize = 64 << 10;
 /// How many bytes of writing a guest's stdout or stderr stream admits at a
 /// time (`check-write`).
 const OUTPUT_PERMIT: usize = 4096;
@@ -152,6 +157,9 @@ pub(crate) type SharedTags = Arc<Mutex<LogTags>>;
 /// The data of every store.
 pub(crate) struct CallState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    /// Where outgoing HTTP requests go (or that they are denied).
+    pub(crate) hooks: Hooks,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     /// When the running call must end; checked on every epoch tick.
@@ -160,11 +168,15 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub(crate) fn new(wasi: WasiCtx, memory: u64, deadline: Instant, tags: SharedTags) -> Self {
+    pub(crate) fn new(wasi: WasiCtx, hooks: Hooks, memory: u64, deadline: Instant, tags: SharedTags) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS);
         Self {
             wasi,
+            http,
+            hooks,
             table,
             limiter: MemoryLimiter::new(memory),
             deadline,
@@ -178,6 +190,16 @@ impl WasiView for CallState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
         }
     }
 }

@@ -18,9 +18,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use super::bindings::bulkhead::plugin::types::{Error as GuestError, Request as GuestRequest};
 use super::bindings::{Plugin as PluginWorld, PluginPre};
 use super::error::{InvalidPlugin, SandboxError};
-use super::plugin::HANDLER_EXPORT;
+use super::plugin::{HANDLER_EXPORT, Pre};
 use super::state::CallState;
+use super::world::HTTP_HANDLER_EXPORT;
 use super::{SandboxConfig, engine};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 /// The interface through which a component gets its directories (any
 /// version).
@@ -69,6 +71,10 @@ impl Validator {
         let engine = engine::build_engine(config, purpose).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
+        // wasi:http for every component: an app's types, and outgoing
+        // requests, which the store's hooks relay or deny (`http.rs`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
         PluginWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| SandboxError::Linker(format!("{e:#}")))?;
         Ok(Self {
@@ -97,8 +103,9 @@ impl Validator {
     }
 
     /// Links `component` (its imports must all be provided) and type-checks
-    /// its handler export against the world, without instantiating it.
-    pub(crate) fn check(&self, component: &Component) -> Result<PluginPre<CallState>, InvalidPlugin> {
+    /// its export against its world (ours, or `wasi:http/proxy` when it
+    /// does not export our handler), without instantiating it.
+    pub(crate) fn check(&self, component: &Component) -> Result<Pre, InvalidPlugin> {
         let instance_pre = self
             .linker
             .instantiate_pre(component)
@@ -111,6 +118,16 @@ impl Validator {
                 return Err(InvalidPlugin::WrongSignature {
                     detail: "it is exported, but not as an instance of the handler interface".into(),
                 });
+            }
+            None if ty
+                .exports(engine)
+                .any(|(name, _)| name.starts_with(HTTP_HANDLER_EXPORT)) =>
+            {
+                return ProxyPre::new(instance_pre)
+                    .map(Pre::Http)
+                    .map_err(|e| InvalidPlugin::WrongSignature {
+                        detail: format!("as a wasi:http/proxy app: {e:#}"),
+                    });
             }
             None => {
                 let found: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
@@ -131,7 +148,9 @@ impl Validator {
         handle
             .typecheck::<(&GuestRequest,), (Result<Vec<u8>, GuestError>,)>(&instance_pre.instance_type())
             .map_err(|e| wrong(format!("`handle`: {e:#}")))?;
-        PluginPre::new(instance_pre).map_err(|e| wrong(format!("{e:#}")))
+        PluginPre::new(instance_pre)
+            .map(Pre::Plugin)
+            .map_err(|e| wrong(format!("{e:#}")))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::names::Namespace;
 use crate::procmgr::{ProcessManagerOptions, PrometheusMetrics};
 use crate::sandbox::{CallLimits, InstanceMode, SandboxConfig};
 use crate::supervisor::DiskLimits;
-use crate::supervisor::{CompileLimits, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
+use crate::supervisor::{CompileLimits, EgressRules, ExitHook, OsLimits, SupervisorConfig, WorkerCommand};
 
 /// Why the host could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +168,9 @@ pub async fn start(config: &Config, worker_program: Option<PathBuf>) -> Result<R
             disk_quotas: std::iter::once(&config.limits)
                 .chain(config.tenants.values().map(|t| &t.limits))
                 .any(|l| l.disk.is_some()),
+            egress: Arc::new(EgressRules::new(
+                config.tenants.iter().map(|(ns, t)| (ns.clone(), t.http_allow.clone())),
+            )),
         },
         procmgr: ProcessManagerOptions::default()
             .with_resync_interval(config.procmgr.resync_interval)

@@ -9,7 +9,7 @@ use crate::compartment::IsolationLevel;
 use crate::isolation::{AdmissionLimits, IsolationError, Rejection};
 use crate::names::Namespace;
 use crate::procmgr::ProcessId;
-use crate::sandbox::{InvalidPlugin, PluginError};
+use crate::sandbox::{InvalidPlugin, PluginError, World};
 use crate::supervisor::WorkerCallError;
 
 use super::store::StoreError;
@@ -29,6 +29,10 @@ pub enum InvokeFailure {
     /// The stored plugin of that name failed at boot and is quarantined.
     #[error("plugin {plugin:?} is quarantined: {reason}; deploy a valid version of it (or remove it)")]
     PluginQuarantined { plugin: String, reason: String },
+    /// The plugin is of the other world: an app called at
+    /// `/v1/invoke`, or a plugin at `/v1/http`.
+    #[error("plugin {plugin:?} is a {actual} component: call it at {}", actual.route())]
+    WrongWorld { plugin: String, actual: World },
     /// The compartment's process could not be had.
     #[error(transparent)]
     Isolation(#[from] IsolationError),
@@ -52,6 +56,7 @@ impl InvokeFailure {
             Self::PluginNotAllowed { .. } => ErrorKind::Forbidden,
             Self::PluginNotFound { .. } => ErrorKind::PluginNotFound,
             Self::PluginQuarantined { .. } => ErrorKind::WorkerUnavailable,
+            Self::WrongWorld { .. } => ErrorKind::InvalidRequest,
             Self::Isolation(e) => e.kind(),
             Self::Rejected { .. } => ErrorKind::BulkheadFull,
             Self::Worker(WorkerCallError::Crashed { .. }) => ErrorKind::WorkerCrashed,

@@ -27,7 +27,8 @@ use crate::ipc::PluginSpec;
 use crate::isolation::{Acquired, IsolationError, IsolationKey, IsolationManager, IsolationSettings, ProcessInfo};
 use crate::names::{Namespace, PluginName, SessionId};
 use crate::procmgr::{Health, ProcessId, ProcessManagerOptions, ProcmgrError, StatusWatch};
-use crate::sandbox::{Compiled, InstanceMode, PluginError};
+use crate::sandbox::{CallFailure, Compiled, HostFailure, HttpRequest, HttpResponse, InstanceMode, PluginError, World};
+use crate::supervisor::WorkerCallError;
 use crate::supervisor::{AssignedWorker, ExitHook, PoolSource, Supervisor, SupervisorConfig, WorkerSyncer};
 
 /// A successful call.
@@ -51,6 +52,8 @@ pub struct PluginInfo {
     pub mode: InstanceMode,
     pub sha256: [u8; 32],
     pub size: usize,
+    /// `bulkhead:plugin` or `wasi:http/proxy`.
+    pub world: World,
 }
 
 /// A plugin just deployed.
@@ -264,6 +267,43 @@ impl Service {
         plugin: &str,
         payload: Vec<u8>,
     ) -> Result<InvokeOutput, InvokeError> {
+        self.call(World::Plugin, namespace, session, plugin, payload).await
+    }
+
+    /// Serves one HTTP request with `plugin`, a `wasi:http/proxy` app, for a
+    /// tenant, exactly as [`Service::invoke`] runs a call (the same
+    /// admission, compartments, limits and errors); the app's response.
+    pub async fn serve_http(
+        &self,
+        namespace: Namespace,
+        session: Option<SessionId>,
+        plugin: &str,
+        request: &HttpRequest,
+    ) -> Result<(HttpResponse, InvokeOutput), InvokeError> {
+        let level = self.manager.policy(&namespace).level;
+        let mut out = self
+            .call(World::HttpProxy, namespace, session, plugin, request.encode())
+            .await?;
+        let response = HttpResponse::decode(&out.output).map_err(|message| InvokeError {
+            failure: InvokeFailure::Worker(WorkerCallError::Failed(CallFailure::Host(HostFailure::BadRequest(
+                message,
+            )))),
+            process_id: Some(out.process_id.clone()),
+            level,
+        })?;
+        out.output = Vec::new();
+        Ok((response, out))
+    }
+
+    /// Runs a call of `world` (see [`Service::invoke`]).
+    async fn call(
+        &self,
+        world: World,
+        namespace: Namespace,
+        session: Option<SessionId>,
+        plugin: &str,
+        payload: Vec<u8>,
+    ) -> Result<InvokeOutput, InvokeError> {
         let started = Instant::now();
         let policy = self.manager.policy(&namespace);
         let level = policy.level;
@@ -291,10 +331,16 @@ impl Service {
             }
             return Err(refuse(InvokeFailure::PluginNotFound { plugin }, None));
         }
+        if let Some(actual) = self.supervisor.plugin_world(plugin)
+            && actual != world
+        {
+            let plugin = plugin.to_owned();
+            return Err(refuse(InvokeFailure::WrongWorld { plugin, actual }, None));
+        }
         let limits = policy.call.clone();
         if let Err(message) = self.supervisor.prepare_namespace(&namespace, policy.disk).await {
-            let failure = crate::sandbox::HostFailure::DataDir { message };
-            let failure = InvokeFailure::Worker(crate::supervisor::WorkerCallError::Failed(failure.into()));
+            let failure = HostFailure::DataDir { message };
+            let failure = InvokeFailure::Worker(WorkerCallError::Failed(failure.into()));
             return Err(refuse(failure, None));
         }
         let key = IsolationKey { namespace, session };
@@ -319,7 +365,7 @@ impl Service {
         })?;
         let result = handle
             .worker()
-            .invoke(plugin, &key.namespace, &key.session, payload, &limits)
+            .invoke(plugin, world, &key.namespace, &key.session, payload, &limits)
             .await;
         drop(admitted);
         self.manager.touch(&process_id);
@@ -357,6 +403,7 @@ impl Service {
                 mode: p.mode,
                 sha256: p.artifact.sha256,
                 size: p.artifact.size,
+                world: p.artifact.world,
             })
             .collect()
     }

@@ -26,7 +26,7 @@ use super::child::{ChildProcess, describe_status};
 use super::relay::relay_stderr;
 use super::spawner::{InCgroup, Placement, Spawner};
 use crate::sandbox::{
-    Artifact, CompileCache, Compiled, InvalidPlugin, PluginError, SandboxConfig, check_header, sha256,
+    Artifact, CompileCache, Compiled, InvalidPlugin, PluginError, SandboxConfig, check_header, sha256, world_of,
 };
 use crate::worker::Verdict;
 
@@ -112,16 +112,21 @@ impl Compiler {
     /// unchanged since it was stored). Runs none of their code.
     pub async fn compile(&self, bytes: &[u8]) -> Result<Compiled, PluginError> {
         check_header(bytes, self.sandbox.max_plugin_size)?;
+        // A component of neither world is refused by the compile child, in
+        // validation's order (an unsatisfiable import before a missing
+        // export); only a valid one is in the cache.
+        let world = world_of(bytes);
         let digest = sha256(bytes);
-        let artifact = |(path, compiled_sha256)| Artifact {
+        let artifact = |(path, compiled_sha256), world| Artifact {
             sha256: digest,
             size: bytes.len(),
             path,
             compiled_sha256,
+            world,
         };
-        if let Some(found) = self.cache.lookup(&digest) {
+        if let (Ok(world), Some(found)) = (&world, self.cache.lookup(&digest)) {
             return Ok(Compiled {
-                artifact: artifact(found),
+                artifact: artifact(found, *world),
                 compile_time: Duration::ZERO,
                 cache_hit: true,
             });
@@ -133,6 +138,7 @@ impl Compiler {
             .map_err(|_| PluginError::Compiler("the compiler is closed".into()))?;
         let started = Instant::now();
         let compiled = self.run_child(bytes).await?;
+        let world = world?;
         let stored = self
             .cache
             .store(&digest, &compiled)
@@ -141,7 +147,7 @@ impl Compiler {
                 source,
             })?;
         Ok(Compiled {
-            artifact: artifact(stored),
+            artifact: artifact(stored, world),
             compile_time: started.elapsed(),
             cache_hit: false,
         })

@@ -16,7 +16,9 @@ use std::time::Duration;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::egress::{EgressGate, EgressRules};
 use crate::ipc::{self, FromWorker, Invoke, Outcome, PluginSpec, ToWorker};
+use crate::names::Namespace;
 
 /// The connection is closed: no reply can come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +57,8 @@ impl Pending {
 pub(crate) struct Connection {
     pid: u32,
     out: mpsc::UnboundedSender<ToWorker>,
+    /// Where the worker's outgoing HTTP goes, and for which tenant.
+    egress: Arc<EgressGate>,
     pending: Arc<Mutex<Pending>>,
     next_id: AtomicU64,
     /// Turns true when the connection ends.
@@ -76,16 +80,25 @@ impl Connection {
         pid: u32,
         recv: ipc::Receiver<OwnedReadHalf, FromWorker>,
         send: ipc::Sender<OwnedWriteHalf, ToWorker>,
+        egress: Arc<EgressRules>,
     ) -> Self {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (disconnected_tx, disconnected) = watch::channel(false);
         // Every message the host sends is built to fit in a frame (payloads
         // are bounded by `ipc::MAX_PAYLOAD`); one that does not is dropped.
         let (out, _writer) = send.spawn_writer(|_, _| None);
-        spawn_reader(pid, recv, Arc::clone(&pending), disconnected_tx);
+        let egress = Arc::new(EgressGate::new(egress));
+        let reader = Reader {
+            pid,
+            pending: Arc::clone(&pending),
+            egress: Arc::clone(&egress),
+            out: out.clone(),
+        };
+        spawn_reader(reader, recv, disconnected_tx);
         Self {
             pid,
             out,
+            egress,
             pending,
             next_id: AtomicU64::new(1),
             disconnected,
@@ -189,19 +202,37 @@ impl Connection {
         }
     }
 
+    /// The worker serves `namespace` only: its outgoing requests are
+    /// checked against that tenant's list, whatever it claims.
+    pub(crate) fn bind(&self, namespace: &Namespace) {
+        self.egress.bind(namespace);
+    }
+
     /// Fails every waiter and refuses new requests (the handle is going).
     pub(crate) fn close(&self) {
         self.pending().close();
     }
 }
 
-fn spawn_reader(
+/// What the reader task needs.
+struct Reader {
     pid: u32,
-    mut recv: ipc::Receiver<OwnedReadHalf, FromWorker>,
     pending: Arc<Mutex<Pending>>,
-    disconnected: watch::Sender<bool>,
-) {
+    egress: Arc<EgressGate>,
+    out: mpsc::UnboundedSender<ToWorker>,
+}
+
+fn spawn_reader(reader: Reader, mut recv: ipc::Receiver<OwnedReadHalf, FromWorker>, disconnected: watch::Sender<bool>) {
+    let Reader {
+        pid,
+        pending,
+        egress,
+        out,
+    } = reader;
     tokio::spawn(async move {
+        // Outgoing requests in flight are aborted when the connection ends
+        // (the set is dropped with this task).
+        let mut egress_set = tokio::task::JoinSet::new();
         loop {
             let message = match recv.recv().await {
                 Some(Ok(message)) => message,
@@ -232,6 +263,15 @@ fn spawn_reader(
                     if let Some(tx) = p.take_ack(&name) {
                         let _ = tx.send(None);
                     }
+                }
+                FromWorker::Egress { id, namespace, request } => {
+                    let (egress, out) = (Arc::clone(&egress), out.clone());
+                    egress_set.spawn(async move {
+                        let result = egress.forward(&namespace, request).await;
+                        let _ = out.send(ToWorker::EgressResult { id, result });
+                    });
+                    // Reap the ones that are done.
+                    while egress_set.try_join_next().is_some() {}
                 }
                 FromWorker::Assigned => {}
                 FromWorker::AssignFailed { message } => {

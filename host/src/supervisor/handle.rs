@@ -11,12 +11,13 @@ use tokio::sync::watch;
 use super::cgroup::{Cgroups, WorkerCgroup};
 use super::child::{ChildProcess, describe_status};
 use super::connection::Connection;
+use super::egress::EgressRules;
 use super::relay::relay_stderr;
 use super::spawner::{InCgroup, Placement, Spawner, WorkerCommand};
 use super::{ExitReason, StartError, WorkerExit};
 use crate::ipc::{self, Assignment, CpuLimits, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
 use crate::names::{Namespace, SessionId};
-use crate::sandbox::{CallFailure, CallLimits};
+use crate::sandbox::{CallFailure, CallLimits, World};
 
 /// OS limits applied to each worker.
 #[derive(Debug, Clone)]
@@ -96,6 +97,7 @@ impl WorkerHandle {
         limits: &OsLimits,
         init: Init,
         timeout: Duration,
+        egress: Arc<EgressRules>,
     ) -> Result<Arc<WorkerHandle>, StartError> {
         let instance_slots = init.sandbox.instance_slots;
         let placement = Placement {
@@ -177,7 +179,7 @@ impl WorkerHandle {
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
             process,
             cgroup,
-            connection: Connection::open(pid, recv, send),
+            connection: Connection::open(pid, recv, send, egress),
             started_at: Instant::now(),
             shutting_down: AtomicBool::new(false),
             instance_slots,
@@ -234,6 +236,9 @@ impl WorkerHandle {
         {
             warn_cpu_once(&e);
         }
+        if let Some(namespace) = &assignment.namespace {
+            self.connection.bind(namespace);
+        }
         self.connection.send(ToWorker::Assign(assignment));
         Ok(())
     }
@@ -245,6 +250,7 @@ impl WorkerHandle {
     pub async fn invoke(
         &self,
         plugin: &str,
+        world: World,
         namespace: &Namespace,
         session: &SessionId,
         payload: Vec<u8>,
@@ -255,6 +261,7 @@ impl WorkerHandle {
             .call(|id| Invoke {
                 id,
                 plugin: plugin.to_owned(),
+                world,
                 namespace: namespace.clone(),
                 session: session.clone(),
                 payload,

@@ -19,6 +19,7 @@ mod child;
 mod compiler;
 mod connection;
 mod dirs;
+mod egress;
 mod handle;
 mod jail_check;
 mod plugins;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use self::cgroup::Cgroups;
 pub use self::cgroup::cgroup_layout;
 pub use self::compiler::{CompileLimits, Compiler};
+pub use self::egress::{EGRESS_PER_WORKER, EGRESS_TIMEOUT, EgressRules};
 pub use self::handle::{CALL_SLACK, OsLimits, WorkerCallError, WorkerHandle, WorkerOutput};
 pub use self::jail_check::check as check_sandbox;
 use self::plugins::PluginSet;
@@ -123,6 +125,8 @@ pub struct SupervisorConfig {
     pub cgroups: bool,
     /// Whether some tenant has a disk quota (see `quota.rs`).
     pub disk_quotas: bool,
+    /// Where each tenant's components may send HTTP requests (`http_allow`).
+    pub egress: Arc<EgressRules>,
 }
 
 /// Pool slots a worker keeps for the kept instances of `per-process`
@@ -322,6 +326,7 @@ impl Supervisor {
             &self.config.os_limits,
             init,
             self.config.start_timeout,
+            Arc::clone(&self.config.egress),
         )
         .await?;
         self.plugins.register(&worker, &loaded);
@@ -362,6 +367,11 @@ impl Supervisor {
     /// Whether a plugin of that name exists.
     pub fn has_plugin(&self, name: &str) -> bool {
         self.plugins.contains(name)
+    }
+
+    /// The world of the plugin of that name, if there is one.
+    pub fn plugin_world(&self, name: &str) -> Option<crate::sandbox::World> {
+        self.plugins.world(name)
     }
 
     /// Every plugin, by name.

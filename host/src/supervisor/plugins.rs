@@ -83,6 +83,11 @@ impl PluginSet {
         self.state().specs.contains_key(name)
     }
 
+    /// The world of the plugin of that name, if there is one.
+    pub(crate) fn world(&self, name: &str) -> Option<crate::sandbox::World> {
+        self.state().specs.get(name).map(|spec| spec.artifact.world)
+    }
+
     /// Every spec, by name.
     pub(crate) fn list(&self) -> Vec<PluginSpec> {
         self.state().specs.values().cloned().collect()

@@ -1,15 +1,22 @@
 //! The worker's side of the conversation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::Jail;
 use crate::ipc::{self, Assignment, FrameError, FromWorker, Init, Invoke, Outcome, PluginSpec, ToWorker};
-use crate::sandbox::{CallFailure, GuestFault, HostFailure, Plugin, Request, Sandbox};
+use crate::names::Namespace;
+use crate::sandbox::{
+    CallFailure, Egress, EgressError, GuestFault, HostFailure, HttpRequest, HttpResponse, Plugin, Request, Sandbox,
+    World,
+};
 
 /// Why a worker stopped other than by being told to.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +56,11 @@ where
         pid: std::process::id(),
     });
     let mut state = WorkerState {
+        egress: Arc::new(IpcEgress {
+            out: out.clone(),
+            waiting: Mutex::default(),
+            next: AtomicU64::new(1),
+        }),
         sandbox: None,
         plugins: HashMap::new(),
         unloadable: HashMap::new(),
@@ -107,6 +119,57 @@ struct WorkerState {
     out: mpsc::UnboundedSender<FromWorker>,
     calls: TaskTracker,
     jail: Option<Arc<Jail>>,
+    /// Components' outgoing HTTP requests, on their way to the host.
+    egress: Arc<IpcEgress>,
+}
+
+/// Sends components' outgoing HTTP requests to the host (the worker has no
+/// network), which decides whether they leave.
+struct IpcEgress {
+    out: mpsc::UnboundedSender<FromWorker>,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Result<HttpResponse, EgressError>>>>,
+    next: AtomicU64,
+}
+
+impl IpcEgress {
+    /// The host's answer to request `id`.
+    fn answer(&self, id: u64, result: Result<HttpResponse, EgressError>) {
+        let waiter = self.waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(result);
+        }
+    }
+}
+
+impl Egress for IpcEgress {
+    fn send(
+        &self,
+        namespace: &Namespace,
+        request: HttpRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<HttpResponse, EgressError>> + Send>> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tx);
+        let authority = request.authority.clone();
+        let _ = self.out.send(FromWorker::Egress {
+            id,
+            namespace: namespace.clone(),
+            request,
+        });
+        // A call that ends first drops this future; its waiter goes when
+        // the host answers.
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(EgressError::Failed {
+                    authority,
+                    message: "the host went away".into(),
+                })
+            })
+        })
+    }
 }
 
 impl WorkerState {
@@ -127,6 +190,7 @@ impl WorkerState {
             ToWorker::Assign(assign) => self.assign(assign)?,
             ToWorker::Invoke(invoke) => self.invoke(invoke)?,
             ToWorker::Ping { nonce } => self.reply(FromWorker::Pong { nonce }),
+            ToWorker::EgressResult { id, result } => self.egress.answer(id, result),
             ToWorker::PluginAdd(spec) => {
                 let sandbox = Arc::clone(self.sandbox("PluginAdd")?);
                 let name = spec.name.clone();
@@ -162,7 +226,10 @@ impl WorkerState {
         }
         let started = std::time::Instant::now();
         let sandbox = match Sandbox::new(init.sandbox) {
-            Ok(sandbox) => Arc::new(sandbox),
+            Ok(mut sandbox) => {
+                sandbox.set_egress(Arc::clone(&self.egress) as Arc<dyn Egress>);
+                Arc::new(sandbox)
+            }
             Err(e) => return Err(self.init_failed(e.to_string())),
         };
         for spec in init.plugins {
@@ -265,7 +332,15 @@ impl WorkerState {
                 session: invoke.session,
                 payload: invoke.payload,
             };
-            let outcome = match sandbox.call(&plugin, request, &invoke.limits).await {
+            let called = match invoke.world {
+                World::Plugin => sandbox.call(&plugin, request, &invoke.limits).await,
+                World::HttpProxy => {
+                    sandbox
+                        .call_http_app(&plugin, request, &invoke.limits, ipc::MAX_HTTP_BODY)
+                        .await
+                }
+            };
+            let outcome = match called {
                 Ok(done) if done.output.len() > ipc::MAX_OUTPUT => {
                     Outcome::Err(CallFailure::Guest(GuestFault::OutputTooLarge {
                         size: done.output.len(),
