@@ -129,6 +129,7 @@ impl Host {
                 start_timeout: Duration::from_secs(20),
                 cgroups: options.cgroups,
                 disk_quotas: false,
+                egress: Default::default(),
             },
             procmgr: ProcessManagerOptions::default().with_backoff_period(options.backoff),
             plugins: ["echo", "counter", "spin", "hog", "trap", "sleep", "fs", "hostile"]

@@ -5,9 +5,11 @@
 mod cache;
 mod counter;
 mod echo;
+mod fetch;
 mod fs;
 mod hog;
 mod hostile;
+mod http_hello;
 mod invalid_uploads;
 mod logs;
 mod sleep;

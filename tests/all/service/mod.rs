@@ -94,7 +94,7 @@ queue_timeout = "5s"
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: u16,
-    pub headers: ureq::http::HeaderMap,
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -172,7 +172,7 @@ pub(crate) fn agent() -> ureq::Agent {
 
 /// Sends one request; `Err` when no answer came (refused, reset).
 pub(crate) fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, String> {
-    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    let mut builder = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
