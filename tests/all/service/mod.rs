@@ -4,6 +4,7 @@
 mod api_errors;
 pub(crate) mod auth;
 mod cli;
+mod http_apps;
 mod lifecycle;
 mod logs;
 pub(crate) mod metrics;
