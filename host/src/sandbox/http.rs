@@ -184,7 +184,7 @@ impl WasiHttpHooks for Hooks {
                     .collect(),
                 body: body.to_vec(),
             };
-            let response = Pin::from(egress.send(&namespace, outgoing)).await.map_err(|e| {
+            let response = egress.send(&namespace, outgoing).await.map_err(|e| {
                 tracing::debug!("{e}");
                 match e {
                     EgressError::Denied { .. } => wasmtime_wasi_http::Error::HttpRequestDenied,
