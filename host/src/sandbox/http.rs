@@ -109,6 +109,14 @@ impl HttpResponse {
     }
 }
 
+/// A header map as the messages carry it: names and values, in order.
+pub fn header_list(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
+}
+
 /// Why an outgoing request got no response.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum EgressError {
@@ -177,11 +185,7 @@ impl WasiHttpHooks for Hooks {
                     .uri
                     .path_and_query()
                     .map_or_else(|| "/".to_owned(), |p| p.to_string()),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-                    .collect(),
+                headers: header_list(&parts.headers),
                 body: body.to_vec(),
             };
             let response = egress.send(&namespace, outgoing).await.map_err(|e| {
@@ -303,11 +307,7 @@ async fn serve(
         };
         Some(Ok(HttpResponse {
             status: parts.status.as_u16(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-                .collect(),
+            headers: header_list(&parts.headers),
             body,
         }))
     };

@@ -32,7 +32,7 @@ pub use self::cache::{Sha256Digest, sha256};
 pub use self::call::{CallOutput, MAX_ERROR_MESSAGE, Request};
 use self::engine::EpochTicker;
 pub use self::error::{CallFailure, GuestFault, HostFailure, InvalidPlugin, PluginError, SandboxError};
-pub use self::http::{Egress, EgressError, HttpRequest, HttpResponse, MAX_EGRESS_BODY};
+pub use self::http::{Egress, EgressError, HttpRequest, HttpResponse, MAX_EGRESS_BODY, header_list};
 pub use self::limits::CallLimits;
 pub use self::plugin::{Artifact, Compiled, HANDLER_EXPORT, InstanceMode, Plugin};
 pub(crate) use self::state::sanitise;

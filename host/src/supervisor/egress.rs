@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::bytes::Bytes;
 
 use crate::names::Namespace;
-use crate::sandbox::{EgressError, HttpRequest, HttpResponse, MAX_EGRESS_BODY};
+use crate::sandbox::{EgressError, HttpRequest, HttpResponse, MAX_EGRESS_BODY, header_list};
 
 /// How long one outgoing request may take, connecting included.
 pub const EGRESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -161,11 +161,7 @@ async fn send(request: &HttpRequest) -> Result<HttpResponse, String> {
     driver.abort();
     Ok(HttpResponse {
         status: parts.status.as_u16(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
+        headers: header_list(&parts.headers),
         body: body.to_vec(),
     })
 }
