@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Builds the Python and JavaScript example guests into components.
+
+    python3 guests/polyglot.py --tools DIR --out DIR [NAME ...]
+
+Each NAME (all of them when none is given) becomes OUT/NAME.wasm:
+
+    python-echo, python-kv    componentize-py, world bulkhead:plugin (wit/)
+    js-echo, js-kv            jco componentize (componentize-js), same world
+    js-http-hello             jco componentize, a wasi:http/proxy app
+
+The toolchains are pinned and installed on first use under TOOLS, never into
+the user's environment: a venv with componentize-py from PyPI, and a local
+npm tree from guests/js/package-lock.json (`npm ci`). A component is rebuilt
+only when its inputs (sources, WIT, pins) change. Concurrent runs with the
+same TOOLS wait for each other.
+
+Exit status: 0 when every component is built; 3 when a toolchain cannot be
+had (the message names it); 1 when a build fails.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+GUESTS = Path(__file__).resolve().parent
+WIT = GUESTS.parent / "wit"
+COMPONENTIZE_PY = "componentize-py==0.25.1"
+JS = GUESTS / "js"
+# The WASI packages of the wasi:http app's world, as the pinned jco ships them.
+JCO_WASI_WIT = Path("@bytecodealliance/jco/lib/wit/builtin/0.2.12")
+
+
+class Unavailable(Exception):
+    """A toolchain that cannot be installed or run here."""
+
+
+class BuildFailed(Exception):
+    """A toolchain ran and refused a guest."""
+
+
+def run(command, what, cwd=None, unavailable=False):
+    """Runs `command`; raises with its output when it fails."""
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    except OSError as e:
+        raise Unavailable(f"{what}: cannot run {command[0]}: {e}") from e
+    if done.returncode != 0:
+        error = Unavailable if unavailable else BuildFailed
+        raise error(
+            f"{what}: `{' '.join(map(str, command))}` exited with {done.returncode}\n"
+            f"{done.stdout}{done.stderr}"
+        )
+
+
+def componentize_py(tools):
+    """The componentize-py of a venv under `tools`, installed on first use."""
+    venv = tools / ("venv-" + COMPONENTIZE_PY.replace("==", "-"))
+    exe = venv / "bin" / "componentize-py"
+    if (venv / "installed").exists():
+        return exe
+    what = f"{COMPONENTIZE_PY} from PyPI (into {venv})"
+    shutil.rmtree(venv, ignore_errors=True)
+    run([sys.executable, "-m", "venv", str(venv)], what, unavailable=True)
+    run(
+        [venv / "bin" / "python", "-m", "pip", "install", "--quiet",
+         "--disable-pip-version-check", COMPONENTIZE_PY],
+        what,
+        unavailable=True,
+    )
+    (venv / "installed").write_text(COMPONENTIZE_PY + "\n")
+    return exe
+
+
+def node_modules(tools):
+    """A node_modules tree of guests/js/package-lock.json under `tools`."""
+    lock = (JS / "package-lock.json").read_bytes()
+    tree = tools / ("npm-" + hashlib.sha256(lock).hexdigest()[:16])
+    if (tree / "installed").exists():
+        return tree / "node_modules"
+    what = "jco 1.35.0 and componentize-js 0.23.0 from npm (Node.js and npm, into {})".format(tree)
+    npm = shutil.which("npm")
+    if npm is None:
+        raise Unavailable(f"{what}: npm is not on PATH")
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(JS / name, tree / name)
+    # --ignore-scripts: nothing the packages ship runs at install; their
+    # native binaries come as platform packages.
+    run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], what, cwd=tree, unavailable=True)
+    (tree / "installed").write_text("")
+    return tree / "node_modules"
+
+
+def digest(paths, *pins):
+    """A hash of the files under `paths` (names and contents) and `pins`."""
+    h = hashlib.sha256()
+    for pin in pins:
+        h.update(pin.encode() + b"\0")
+    for root in paths:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for f in files:
+            h.update(str(f.relative_to(GUESTS.parent)).encode() + b"\0")
+            h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def build_python(name, tools, out):
+    source = GUESTS / "python" / name.removeprefix("python-")
+    key = digest([source, WIT], COMPONENTIZE_PY)
+    return cached(out, name, key, lambda dest: run(
+        [componentize_py(tools), "-d", WIT, "-w", "plugin", "componentize", "app", "-o", dest],
+        f"building {name} with {COMPONENTIZE_PY}",
+        cwd=source,
+    ))
+
+
+def build_js(name, tools, out):
+    source = {
+        "js-echo": JS / "echo" / "echo.js",
+        "js-kv": JS / "kv" / "kv.js",
+        "js-http-hello": JS / "http-hello" / "app.js",
+    }[name]
+    key = digest([source, WIT, JS / "http-hello" / "wit", JS / "package-lock.json"])
+
+    def build(dest):
+        modules = node_modules(tools)
+        jco = modules / ".bin" / "jco"
+        if name == "js-http-hello":
+            # The app's world plus the WASI packages it names, as one WIT
+            # directory in a scratch place.
+            scratch = Path(tempfile.mkdtemp(prefix="wit-", dir=out))
+            try:
+                shutil.copy(source.parent / "wit" / "world.wit", scratch / "world.wit")
+                shutil.copytree(modules / JCO_WASI_WIT, scratch / "deps")
+                componentize(jco, source, scratch, "app", dest, name)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            componentize(jco, source, WIT, "plugin", dest, name)
+
+    return cached(out, name, key, build)
+
+
+def componentize(jco, source, wit, world, dest, name):
+    run([jco, "componentize", source, "--wit", wit, "-n", world, "-o", dest],
+        f"building {name} with jco componentize")
+
+
+def cached(out, name, key, build):
+    """OUT/NAME.wasm, built by `build(path)` unless its key is unchanged."""
+    dest = out / f"{name}.wasm"
+    stamp = out / f"{name}.wasm.key"
+    if dest.exists() and stamp.exists() and stamp.read_text() == key:
+        return dest
+    partial = out / f"{name}.wasm.partial"
+    partial.unlink(missing_ok=True)
+    build(partial)
+    if not partial.exists():
+        raise BuildFailed(f"building {name}: the toolchain wrote no {partial}")
+    os.replace(partial, dest)
+    stamp.write_text(key)
+    return dest
+
+
+BUILDERS = {
+    "python-echo": build_python,
+    "python-kv": build_python,
+    "js-echo": build_js,
+    "js-kv": build_js,
+    "js-http-hello": build_js,
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tools", type=Path, required=True, help="where the pinned toolchains are installed")
+    parser.add_argument("--out", type=Path, required=True, help="where the components are written")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BUILDERS))
+    args = parser.parse_args()
+    names = args.names or list(BUILDERS)
+    unknown = [n for n in names if n not in BUILDERS]
+    if unknown:
+        parser.error(f"unknown guest {', '.join(unknown)}: expected {', '.join(BUILDERS)}")
+    tools, out = args.tools.resolve(), args.out.resolve()
+    tools.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(tools / "polyglot.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for name in names:
+                print(BUILDERS[name](name, tools, out))
+        except Unavailable as e:
+            print(f"polyglot: toolchain unavailable: {e}", file=sys.stderr)
+            return 3
+        except BuildFailed as e:
+            print(f"polyglot: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
