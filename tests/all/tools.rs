@@ -115,6 +115,44 @@ pub(crate) fn prometheus(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// The Python and JavaScript example guests, built by `guests/polyglot.py`
+/// with its pinned toolchains (componentize-py from PyPI, jco and
+/// componentize-js from npm) installed under the target directory, and
+/// reused while their inputs are unchanged. One path per name, in order;
+/// `None` when `test` may skip because a toolchain cannot be had (see
+/// `needs::facility`). A guest the toolchain refuses fails the test.
+pub(crate) fn polyglot(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
+    let _installing = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/polyglot.py");
+    let out_dir = tools_dir().join("polyglot-guests");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--tools")
+        .arg(tools_dir())
+        .arg("--out")
+        .arg(&out_dir)
+        .args(names)
+        .output()
+        .unwrap_or_else(|e| panic!("{test}: cannot run python3 {}: {e}", script.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(0) => Some(names.iter().map(|name| out_dir.join(format!("{name}.wasm"))).collect()),
+        // polyglot.py's status for a toolchain it could not install or run.
+        Some(3) => {
+            eprintln!("{test}: {stderr}");
+            let facility = format!(
+                "the pinned guest toolchains for {} (componentize-py from PyPI; jco and componentize-js from npm, \
+                 with Node.js), installed into {}",
+                names.join(", "),
+                tools_dir().display()
+            );
+            crate::needs::facility(test, &facility, false);
+            None
+        }
+        _ => panic!("{test}: building {names:?} failed ({}):\n{stderr}", out.status),
+    }
+}
+
 /// A child process killed and reaped when dropped, even when a test fails.
 pub(crate) struct Reaped(pub(crate) std::process::Child);
 

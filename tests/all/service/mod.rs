@@ -8,6 +8,7 @@ mod http_apps;
 mod lifecycle;
 mod logs;
 pub(crate) mod metrics;
+mod polyglot;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
