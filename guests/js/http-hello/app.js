@@ -1,12 +1,14 @@
 // http-hello, in JavaScript: a `wasi:http/proxy` app that implements
 // `wasi:http/incoming-handler` itself, with the WASI bindings jco generates
 // (as the Rust twin, `guests/http-hello`, does with `wasip2`). It answers as
-// its twin does, with `x-app: javascript`:
+// its twin does, with `x-app: javascript` (but for `/status/`, which takes
+// 200 to 599 only):
 // - every response has `x-app`, `x-method`, `x-path` (path and query), and
 //   `x-echo` copied from the request when present;
 // - `POST` (any path): status 201, the request's body back, with
 //   `x-body-length` and the request's `content-type`;
-// - `GET /status/NNN`: status NNN;
+// - `GET /status/NNN`: status NNN, or 400 when NNN is not a number from 200
+//   to 599;
 // - any other `GET`: 200 `hello from javascript`.
 //
 // (StarlingMonkey's `fetch` event would be shorter, but it is tied to
@@ -42,7 +44,8 @@ export const incomingHandler = {
       }
       status = 201;
     } else if (path.startsWith('/status/')) {
-      const code = Number.parseInt(path.slice('/status/'.length), 10);
+      const digits = path.slice('/status/'.length);
+      const code = /^[0-9]{3}$/.test(digits) ? Number(digits) : 0;
       status = code >= 200 && code <= 599 ? code : 400;
       body = encoder.encode(`status ${status}\n`);
     } else {

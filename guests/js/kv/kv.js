@@ -5,9 +5,12 @@
 //   {"op": "get", "key": K}   answers {"key": K, "value": N} (0 when unset)
 //   {"op": "whoami"}          answers {"namespace": ..., "session": ...}
 // Anything else is refused with `invalid-input` (thrown as the error variant),
-// which the host reports as `plugin_error`.
+// which the host reports as `guest_error`. The counts live as long as the
+// instance does (per worker when deployed `per-process`) and are kept per
+// namespace, so that where one worker serves several tenants (level `none`)
+// each sees only its own.
 
-const counts = new Map();
+const counts = new Map(); // namespace -> key -> count
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
@@ -36,10 +39,14 @@ export const handler = {
         if (typeof doc.key !== 'string' || doc.key === '') {
           throw refuse(`${doc.op} needs a non-empty string key`);
         }
-        if (doc.op === 'incr') {
-          counts.set(doc.key, (counts.get(doc.key) ?? 0) + 1);
+        if (!counts.has(req.namespace)) {
+          counts.set(req.namespace, new Map());
         }
-        answer = { key: doc.key, value: counts.get(doc.key) ?? 0 };
+        const mine = counts.get(req.namespace);
+        if (doc.op === 'incr') {
+          mine.set(doc.key, (mine.get(doc.key) ?? 0) + 1);
+        }
+        answer = { key: doc.key, value: mine.get(doc.key) ?? 0 };
         break;
       }
       default:

@@ -5,8 +5,10 @@ Requests are JSON objects:
   {"op": "get", "key": K}   answers {"key": K, "value": N} (0 when unset)
   {"op": "whoami"}          answers {"namespace": ..., "session": ...}
 Anything else is refused with `invalid-input`, which the host reports as
-`plugin_error`. The counts live as long as the instance does: per worker
-when the plugin is resident, per call when it is instantiated per request.
+`guest_error`. The counts live as long as the instance does: per worker when
+the plugin is deployed `per-process`, one call when `per-request`. They are
+kept per namespace, so that where one worker serves several tenants (level
+`none`) each sees only its own.
 """
 
 import json
@@ -15,7 +17,7 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
-COUNTS: dict[str, int] = {}
+COUNTS: dict[tuple[str, str], int] = {}
 
 
 def refuse(message: str) -> Err:
@@ -37,9 +39,10 @@ class Handler(exports.Handler):
             key = doc.get("key")
             if not isinstance(key, str) or not key:
                 raise refuse(f"{op} needs a non-empty string key")
+            slot = (req.namespace, key)
             if op == "incr":
-                COUNTS[key] = COUNTS.get(key, 0) + 1
-            answer = {"key": key, "value": COUNTS.get(key, 0)}
+                COUNTS[slot] = COUNTS.get(slot, 0) + 1
+            answer = {"key": key, "value": COUNTS.get(slot, 0)}
         else:
             raise refuse(f"unknown op {op!r}: expected incr, get or whoami")
         return json.dumps(answer).encode()
