@@ -123,6 +123,10 @@ def node_modules(tools):
         what, cwd=tree, unavailable=True,
     )
     (tree / "installed").write_text("")
+    # Trees of earlier pins are never used again.
+    for old in tools.glob("npm-*"):
+        if old.is_dir() and old not in (tree, tools / "npm-cache"):
+            shutil.rmtree(old, ignore_errors=True)
     return tree / "node_modules"
 
 
