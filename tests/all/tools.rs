@@ -3,9 +3,12 @@
 //! by later runs. A tool that cannot be had fails its test with a message
 //! naming it (see `needs`).
 
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The pinned Python packages of the tests' venv.
 const PYTHON_PACKAGES: &[&str] = &["requests==2.32.3"];
@@ -115,31 +118,53 @@ pub(crate) fn prometheus(test: &str) -> Option<PathBuf> {
     }
 }
 
+/// How long building the polyglot guests may take: installing both
+/// toolchains and building five components, on a slow shared machine.
+const POLYGLOT_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
 /// The Python and JavaScript example guests, built by `guests/polyglot.py`
 /// with its pinned toolchains (componentize-py from PyPI, jco and
 /// componentize-js from npm) installed under the target directory, and
 /// reused while their inputs are unchanged. One path per name, in order;
-/// `None` when `test` may skip because a toolchain cannot be had (see
-/// `needs::facility`). A guest the toolchain refuses fails the test.
+/// `None` when `test` may skip because a toolchain (or Python itself) cannot
+/// be had (see `needs::facility`). A guest the toolchain refuses fails the
+/// test, and so does a build past [`POLYGLOT_DEADLINE`] (its process group
+/// is killed).
 pub(crate) fn polyglot(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
     let _installing = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/polyglot.py");
     let out_dir = tools_dir().join("polyglot-guests");
-    let out = Command::new("python3")
+    let mut stderr = tempfile::tempfile().unwrap();
+    let spawned = Command::new("python3")
         .arg(&script)
         .arg("--tools")
         .arg(tools_dir())
         .arg("--out")
         .arg(&out_dir)
         .args(names)
-        .output()
-        .unwrap_or_else(|e| panic!("{test}: cannot run python3 {}: {e}", script.display()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match out.status.code() {
+        .stdout(Stdio::null())
+        .stderr(stderr.try_clone().unwrap())
+        .process_group(0)
+        .spawn();
+    let child = match spawned {
+        Ok(child) => Group(child),
+        Err(e) => {
+            eprintln!("{test}: cannot run python3: {e}");
+            crate::needs::facility(test, "python3 (to run guests/polyglot.py)", false);
+            return None;
+        }
+    };
+    let status = child
+        .wait(POLYGLOT_DEADLINE)
+        .unwrap_or_else(|| panic!("{test}: guests/polyglot.py {names:?} did not finish within {POLYGLOT_DEADLINE:?}"));
+    let mut said = String::new();
+    stderr.seek(SeekFrom::Start(0)).unwrap();
+    stderr.read_to_string(&mut said).unwrap();
+    match status.code() {
         Some(0) => Some(names.iter().map(|name| out_dir.join(format!("{name}.wasm"))).collect()),
         // polyglot.py's status for a toolchain it could not install or run.
         Some(3) => {
-            eprintln!("{test}: {stderr}");
+            eprintln!("{test}: {said}");
             let facility = format!(
                 "the pinned guest toolchains for {} (componentize-py from PyPI; jco and componentize-js from npm, \
                  with Node.js), installed into {}",
@@ -149,7 +174,36 @@ pub(crate) fn polyglot(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
             crate::needs::facility(test, &facility, false);
             None
         }
-        _ => panic!("{test}: building {names:?} failed ({}):\n{stderr}", out.status),
+        _ => panic!("{test}: building {names:?} failed ({status}):\n{said}"),
+    }
+}
+
+/// A child leading its own process group, which is killed (and the child
+/// reaped) when dropped, so that nothing it started outlives a failed test.
+struct Group(std::process::Child);
+
+impl Group {
+    /// Its exit status, or `None` when `deadline` passed first.
+    fn wait(mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            // No exit notification to block on with a deadline: poll, at a
+            // pace that leaves the CPU to the build.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        let _ = self.0.wait();
     }
 }
 
