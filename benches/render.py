@@ -283,3 +283,58 @@ without a compile child does). All three phases in one run, on one host.
 The hostile-plugin issue's bound: neighbours' p99 during a heavy upload
 within 2x of their p99 without it.
 """)
+
+peer_path = results / "http-peer.json"
+if peer_path.exists():
+    peer = json.loads(peer_path.read_text())
+    rows = {(r["server"], r["connections"]): r for r in peer["rows"]}
+
+    def against_peer(row, field):
+        base = rows.get(("wasmtime serve", row["connections"]), {}).get(field)
+        return row[field] / base if base else None
+
+    def times(x):
+        return "n/a" if x is None else f"{x:.2f}x"
+
+    def peer_cells(row):
+        return [
+            row["server"], str(row["connections"]), str(row["requests"]), str(row["errors"] + row["non_2xx"]),
+            str(row["p50_us"]), str(row["p99_us"]), str(row["rps"]),
+            times(against_peer(row, "rps")), times(against_peer(row, "p50_us")),
+        ]
+
+    def aim(level):
+        rps = rows.get((f"bulkhead {level}", 32))
+        p50 = rows.get((f"bulkhead {level}", 1))
+        rps_x = rps and against_peer(rps, "rps")
+        p50_x = p50 and against_peer(p50, "p50_us")
+        if rps_x is None or p50_x is None:
+            return f"- level `{level}`: not measured"
+        return (
+            f"- level `{level}`: requests/s at 32 connections {rps_x:.2f}x the peer's "
+            f"({'met' if rps_x >= 1 else 'missed'}); p50 at one connection {p50_x:.2f}x the peer's "
+            f"({'met' if p50_x <= 1.5 else 'missed'})"
+        )
+
+    print(f"""
+## wasi:http apps: bulkhead against `wasmtime serve`
+
+`{peer['command']}` at commit `{peer['commit'][:7]}`{' (dirty tree)' if peer['dirty'] else ''},
+{peer['started_utc']} UTC, {peer['nproc']} x {peer['cpu']}. One run, one
+machine, one load client ({peer['client']}, keep-alive), one component: the
+`http-hello` guest (`GET /` answers `hello from rust`). The peer is
+{peer['peer']}, which instantiates the app afresh for every request, as
+bulkhead does. bulkhead serves it at `/v1/http/hello/` through its HTTP API
+and admission, and runs it in a worker process: one shared by every tenant
+at level `none`, one per tenant at level `namespace` (one tenant here).
+Each row ran for the command's seconds after a 2 s warm-up; the client
+shares the {peer['nproc']} cores with the server under test.
+
+{table([peer_cells(r) for r in peer["rows"]], ["server", "connections", "requests", "errors", "p50 us", "p99 us", "req/s", "req/s / peer", "p50 / peer"])}
+
+The aim: at least the peer's requests/s at 32 connections, and a p50 at one
+connection within 1.5x of the peer's, despite the process boundary:
+
+{aim("none")}
+{aim("namespace")}
+""")

@@ -2,7 +2,9 @@
 # Runs every benchmark of the repository at the current commit, keeps the raw
 # results in benches/results/ and regenerates BENCHMARKS.md from them.
 #
-#   benches/run-all.sh            # the full run (about 15 minutes on 2 cores)
+#   benches/run-all.sh            # the full run (about 15 minutes on 2 cores; the first
+#                                 # also builds the wasmtime-cli peer of http-peer.sh, about
+#                                 # 15 minutes more, and as root installs Debian's wrk)
 #   benches/run-all.sh --quick    # fewer iterations and shorter loads, to try the script
 #
 # It records the commit (and whether the tree was dirty), nproc, the CPU, the
@@ -80,6 +82,9 @@ cargo bench -j2 --bench load -- 1 1 "$latency_seconds" | tail -n 1 > "$out/load-
 
 echo "== upload beside neighbours" >&2
 cargo bench -j2 --bench upload -- "$load_seconds" | grep '^phase=' > "$out/upload.txt"
+
+echo "== wasi:http against wasmtime serve" >&2
+benches/http-peer.sh "$load_seconds"
 
 python3 - "$out/run.json" <<'EOF'
 import json, sys
