@@ -78,8 +78,11 @@ impl CompileCache {
     }
 
     /// Writes `bytes` to `path` atomically (a unique temporary name, then a
-    /// rename).
-    fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    /// rename). With `keep` (the bytes' digest), a file already at `path`
+    /// with that digest is kept, whoever put it there in between: the new
+    /// name is linked only where none exists, so a reader's file is never
+    /// swapped for a copy of itself.
+    fn write_atomically(&self, path: &Path, bytes: &[u8], keep: Option<&Sha256Digest>) -> io::Result<()> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
         let tmp = self.dir.join(format!(
@@ -91,7 +94,21 @@ impl CompileCache {
         // their group's access to the directory (`supervisor::dirs`).
         let written = std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)))
-            .and_then(|()| std::fs::rename(&tmp, path));
+            .and_then(|()| match keep {
+                None => std::fs::rename(&tmp, path),
+                Some(own) => match std::fs::hard_link(&tmp, path) {
+                    Ok(()) => std::fs::remove_file(&tmp),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        if std::fs::read(path).is_ok_and(|existing| sha256(&existing) == *own) {
+                            std::fs::remove_file(&tmp)
+                        } else {
+                            // Stale or damaged: replaced.
+                            std::fs::rename(&tmp, path)
+                        }
+                    }
+                    Err(e) => Err(e),
+                },
+            });
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -99,12 +116,15 @@ impl CompileCache {
     }
 
     /// Stores `artifact` for `digest` atomically, then its own digest, and
-    /// returns its path and that digest.
+    /// returns its path and that digest. An entry that already holds these
+    /// very bytes (another process compiled the same upload meanwhile) is
+    /// kept, not replaced: a reader may be mapping it, and a loader refuses
+    /// a file replaced under it.
     pub(crate) fn store(&self, digest: &Sha256Digest, artifact: &[u8]) -> io::Result<(PathBuf, Sha256Digest)> {
         let path = self.path(digest);
         let own = sha256(artifact);
-        self.write_atomically(&path, artifact)?;
-        self.write_atomically(&self.digest_path(digest), hex::encode(own).as_bytes())?;
+        self.write_atomically(&path, artifact, Some(&own))?;
+        self.write_atomically(&self.digest_path(digest), hex::encode(own).as_bytes(), None)?;
         Ok((path, own))
     }
 
@@ -175,5 +195,30 @@ mod tests {
         assert_eq!(cache.lookup(&digest), None);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(cache.lookup(&digest), None, "a missing artifact is no entry");
+    }
+
+    #[test]
+    fn storing_the_same_artifact_again_keeps_the_file_a_reader_may_be_mapping() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let cache = CompileCache::open(root.path(), &Engine::default()).unwrap();
+        let digest = sha256(b"plugin");
+        let (path, _) = cache.store(&digest, b"artifact").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        // A concurrent compile of the same upload stores the same bytes.
+        let (again, own) = cache.store(&digest, b"artifact").unwrap();
+        assert_eq!(again, path);
+        assert_eq!(own, sha256(b"artifact"));
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode, "not swapped for a copy");
+        // A damaged entry is replaced.
+        std::fs::write(&path, b"damaged").unwrap();
+        cache.store(&digest, b"artifact").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"artifact");
+        assert_eq!(cache.lookup(&digest), Some((path.clone(), own)));
+        let leftovers = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .count();
+        assert_eq!(leftovers, 0);
     }
 }
