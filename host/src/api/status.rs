@@ -52,7 +52,7 @@ pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "starting: the warm pool is not filled yet\n",
+            "starting: the warm pool is not filled, or a pre-warmed tenant's process is not live, yet\n",
         )
     }
 }

@@ -77,16 +77,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (server.listen): {e}", config.server.listen))?;
     let address = listener.local_addr()?;
     let warm = config.pool.warm > 0;
+    let prewarm = !config.pool.prewarm.is_empty();
     let start_timeout = config.isolation.start_timeout;
     let grace = config.isolation.grace_period;
-    let state = AppState::new(config, running, !warm, address);
-    if warm {
+    let state = AppState::new(config, running, !warm && !prewarm, address);
+    if warm || prewarm {
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            // Readiness waits for the pool; a pool that cannot fill (workers
-            // failing to start) keeps /readyz at 503 and logs why.
-            while !state.service.wait_pool_filled(start_timeout * 4).await {
+            // Readiness waits for the pool and the pre-warmed tenants'
+            // processes; one that cannot start (workers failing) keeps
+            // /readyz at 503 and logs why.
+            while warm && !state.service.wait_pool_filled(start_timeout * 4).await {
                 tracing::warn!("the warm pool is still not filled");
+            }
+            while !state.service.wait_prewarmed(start_timeout * 4).await {
+                tracing::warn!("a pre-warmed tenant's process is still not live");
             }
             state.ready.store(true, Ordering::Relaxed);
         });

@@ -98,6 +98,7 @@ pub(crate) struct RawProcmgr {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPool {
     pub(crate) warm: Option<u32>,
+    pub(crate) prewarm: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -160,6 +161,7 @@ pub(crate) struct RawTenant {
     pub(crate) plugins: Option<Vec<String>>,
     pub(crate) token_sha256: Option<TokenHash>,
     pub(crate) http_allow: Option<Vec<String>>,
+    pub(crate) prewarm: Option<bool>,
     #[serde(default)]
     pub(crate) limits: RawLimits,
 }

@@ -69,7 +69,11 @@ impl Config {
             ]),
         );
 
-        root.insert("pool".into(), table([("warm", i64::from(self.pool.warm).into())]));
+        let prewarm: Vec<String> = self.pool.prewarm.iter().map(ToString::to_string).collect();
+        root.insert(
+            "pool".into(),
+            table([("warm", i64::from(self.pool.warm).into()), ("prewarm", prewarm.into())]),
+        );
         root.insert("limits".into(), limits(&self.limits));
 
         let w = &self.worker;

@@ -371,6 +371,14 @@ pub struct PoolConfig {
     /// turns the pool off; at most `isolation.max_processes`. Each costs
     /// about 13 MB resident (`bulkhead bench memory`).
     pub warm: u32,
+    /// Addition to `CONTRACT.md`: `prewarm`, tenants whose process is
+    /// created at start, re-created after a crash, never reaped as idle nor
+    /// evicted, so that their first call is warm. `pool.prewarm` and every
+    /// tenant with `prewarm = true`. A tenant's process is the one its calls
+    /// without a session go to: `ns:NS` at level `namespace`, the shared
+    /// one at level `none`; a tenant at level `session` has no such process
+    /// and may not be listed. At most `isolation.max_processes` processes.
+    pub prewarm: BTreeSet<Namespace>,
 }
 
 impl PoolConfig {
@@ -382,6 +390,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             warm: Self::DEFAULT_WARM,
+            prewarm: BTreeSet::new(),
         }
     }
 }

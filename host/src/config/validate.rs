@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use super::IsolationLevel;
 use super::auth::TokenHash;
 use super::error::ConfigError;
 use super::load::Locator;
@@ -40,12 +41,19 @@ pub(crate) fn resolve(raw: RawConfig, locator: &Locator<'_>) -> Result<Config, C
     let limits = check.limits(&["limits"], &raw.limits, &Limits::default(), &worker)?;
     let data = check.data(raw.data)?;
     let plugins = check.plugins(raw.plugins, server.max_plugin_size)?;
+    let prewarmed: Vec<String> = raw
+        .tenants
+        .iter()
+        .filter(|(_, t)| t.prewarm == Some(true))
+        .map(|(ns, _)| ns.clone())
+        .collect();
     let tenants = check.tenants(raw.tenants, &isolation, &limits, &worker, &plugins)?;
+    let prewarm = check.prewarm(raw.pool.prewarm.unwrap_or_default(), prewarmed, &isolation, &tenants)?;
     let config = Config {
         server,
         isolation,
         procmgr,
-        pool: PoolConfig { warm },
+        pool: PoolConfig { warm, prewarm },
         limits,
         worker,
         data,
@@ -515,6 +523,57 @@ impl Check<'_> {
             tenants.insert(namespace, resolved);
         }
         Ok(tenants)
+    }
+
+    /// `pool.prewarm` and the tenants with `prewarm = true`: namespaces, none
+    /// at level `session`, their processes within `isolation.max_processes`.
+    fn prewarm(
+        &self,
+        listed: Vec<String>,
+        flagged: Vec<String>,
+        isolation: &IsolationConfig,
+        tenants: &BTreeMap<Namespace, TenantConfig>,
+    ) -> Result<BTreeSet<Namespace>, ConfigError> {
+        let mut prewarm = BTreeSet::new();
+        let mut processes = BTreeSet::new();
+        let entries = listed
+            .into_iter()
+            .map(|ns| (ns, true))
+            .chain(flagged.into_iter().map(|ns| (ns, false)));
+        for (ns, from_list) in entries {
+            let key = if from_list {
+                vec!["pool", "prewarm"]
+            } else {
+                vec!["tenants", ns.as_str(), "prewarm"]
+            };
+            let namespace = Namespace::new(ns.as_str()).map_err(|e| {
+                self.locator
+                    .error(&key, format!("{ns:?} is not a valid namespace: {e}"))
+            })?;
+            let level = tenants.get(&namespace).map_or(isolation.level, |t| t.level);
+            if level == IsolationLevel::Session {
+                let message = format!(
+                    "names {ns:?}, whose level is session: its processes are one per session, so there is none to \
+                     create before its calls"
+                );
+                return Err(self.locator.error(&key, message));
+            }
+            processes.insert(if level == IsolationLevel::None {
+                None
+            } else {
+                Some(namespace.clone())
+            });
+            prewarm.insert(namespace);
+        }
+        if processes.len() > isolation.max_processes as usize {
+            let message = format!(
+                "pre-warms {} processes, more than isolation.max_processes ({})",
+                processes.len(),
+                isolation.max_processes
+            );
+            return Err(self.locator.error(&["pool", "prewarm"], message));
+        }
+        Ok(prewarm)
     }
 
     /// `tenants.NS.http_allow`: `host:port` entries.

@@ -18,10 +18,16 @@
 //! churning session ids can evict only its own processes, and never a tenant
 //! that holds as few as it does.
 //!
+//! Pre-warmed tenants (`IsolationSettings::prewarm`): their processes are
+//! created by [`IsolationManager::prewarm`] at start and pinned: the idle
+//! reaper and eviction pass them by, and procmgr re-creates them after a
+//! crash as it does any process. An operator's terminate ends one until the
+//! tenant's next call, which creates it pinned again.
+//!
 //! Lock order: the manager's compartments, then procmgr's table (procmgr
 //! never calls back into the manager).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -83,6 +89,8 @@ pub struct IsolationManager<S: ProcessSyncer<Config = Assignment>> {
     settings: IsolationSettings,
     pub(super) procmgr: ProcessManager<S>,
     compartments: Mutex<HashMap<ProcessId, Compartment>>,
+    /// The processes of pre-warmed tenants: never idle-reaped or evicted.
+    pinned: HashSet<ProcessId>,
     /// Woken when a compartment is used or added, for the idle reaper.
     pub(super) activity: Arc<Notify>,
 }
@@ -106,8 +114,14 @@ fn live<H: Managed>(status: &ProcessStatus<H>) -> Option<&H> {
 impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
     /// A manager whose processes `syncer` starts and stops.
     pub fn new(settings: IsolationSettings, syncer: S, options: ProcessManagerOptions) -> Arc<Self> {
+        let pinned = settings
+            .prewarm
+            .iter()
+            .map(|namespace| settings.process_id(&prewarm_key(namespace)))
+            .collect();
         let manager = Arc::new(Self {
             settings,
+            pinned,
             procmgr: ProcessManager::new(syncer, options),
             compartments: Mutex::default(),
             activity: Arc::new(Notify::new()),
@@ -135,6 +149,51 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
     /// The process id `key` maps to.
     pub fn process_id(&self, key: &IsolationKey) -> ProcessId {
         self.settings.process_id(key)
+    }
+
+    /// Creates the processes of `namespaces`, pre-warmed tenants of the
+    /// settings (others are passed by), unless they exist; returns the ids
+    /// created. A create procmgr refuses is logged: the tenant's first call
+    /// then starts the process as any other.
+    pub fn prewarm(&self, namespaces: &[Namespace]) -> Vec<ProcessId> {
+        let mut created = Vec::new();
+        for namespace in namespaces.iter().filter(|ns| self.settings.prewarm.contains(*ns)) {
+            let key = prewarm_key(namespace);
+            let level = self.policy(namespace).level;
+            let id = self.process_id(&key);
+            match self.enter(&key, level, &id) {
+                Ok(entered) => {
+                    if entered.created {
+                        tracing::info!(process_id = %id, %namespace, "pre-warming the tenant's process");
+                        created.push(id);
+                    }
+                }
+                Err(e) => tracing::warn!(process_id = %id, %namespace, "cannot pre-warm the tenant's process: {e}"),
+            }
+        }
+        created
+    }
+
+    /// Waits until every pre-warmed process is live (or `timeout`); `false`
+    /// when one is not.
+    pub async fn wait_prewarmed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for id in &self.pinned {
+            // Gone: an operator terminated it; the tenant's next call makes it.
+            let Some(mut watch) = self.procmgr.subscribe(id.as_str()) else {
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if watch.wait_for_timeout(|s| live(s).is_some(), left).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether `id` is a pre-warmed tenant's process.
+    pub fn is_pinned(&self, id: &str) -> bool {
+        self.pinned.contains(id)
     }
 
     /// The live worker for `key`, creating its process if needed.
@@ -283,7 +342,9 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
         let idle_lru = |may_take: &dyn Fn(&Compartment) -> bool| {
             compartments
                 .iter()
-                .filter(|(_, c)| c.admission.load() == super::Load::default() && may_take(c))
+                .filter(|(id, c)| {
+                    c.admission.load() == super::Load::default() && !self.pinned.contains(*id) && may_take(c)
+                })
                 .min_by_key(|(_, c)| c.last_used)
                 .map(|(id, _)| id.clone())
         };
@@ -331,11 +392,11 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
     }
 
     /// The compartments with nothing running or queued, and when each was
-    /// last used.
+    /// last used; pre-warmed ones are never idle.
     pub(super) fn idle_compartments(&self) -> Vec<(ProcessId, Instant)> {
         self.compartments()
             .iter()
-            .filter(|(_, c)| c.admission.load() == super::Load::default())
+            .filter(|(id, c)| c.admission.load() == super::Load::default() && !self.pinned.contains(*id))
             .map(|(id, c)| (id.clone(), c.last_used))
             .collect()
     }
@@ -456,6 +517,14 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
         let result = self.procmgr.shutdown(deadline).await;
         self.compartments().clear();
         result
+    }
+}
+
+/// The key of a pre-warmed tenant's process: its calls without a session.
+fn prewarm_key(namespace: &Namespace) -> IsolationKey {
+    IsolationKey {
+        namespace: namespace.clone(),
+        session: crate::names::SessionId::default_session(),
     }
 }
 

@@ -69,6 +69,10 @@ pub struct IsolationSettings {
     pub start_timeout: Duration,
     /// How far session ids reach.
     pub session_scope: SessionScope,
+    /// Tenants whose process (that of their calls without a session) is
+    /// created at start and kept: never reaped as idle, never evicted, and
+    /// re-created by procmgr after a crash. None is at level `session`.
+    pub prewarm: BTreeSet<Namespace>,
 }
 
 impl IsolationSettings {
@@ -113,6 +117,7 @@ impl Default for IsolationSettings {
             max_processes: Self::DEFAULT_MAX_PROCESSES,
             start_timeout: Self::DEFAULT_START_TIMEOUT,
             session_scope: SessionScope::default(),
+            prewarm: BTreeSet::new(),
         }
     }
 }

@@ -384,3 +384,63 @@ async fn with_a_namespace_scope_no_tenant_can_take_another_tenants_session_id() 
     assert_eq!(b.process_id.as_str(), "session:globex:checkout");
     assert_ne!(a.handle, b.handle);
 }
+
+#[tokio::test(start_paused = true)]
+async fn prewarmed_processes_start_first_stay_warm_and_are_never_reaped_or_evicted() {
+    let mut tenants = std::collections::HashMap::new();
+    tenants.insert(
+        Namespace::new("shared-tenant").unwrap(),
+        tenant(IsolationLevel::None, None),
+    );
+    let m = manager_with(IsolationSettings {
+        idle_timeout: Some(Duration::from_secs(30)),
+        max_processes: 3,
+        prewarm: ["warm", "shared-tenant"]
+            .iter()
+            .map(|ns| Namespace::new(*ns).unwrap())
+            .collect(),
+        tenants,
+        ..settings(IsolationLevel::Namespace)
+    });
+    let all: Vec<Namespace> = m.settings().prewarm.iter().cloned().collect();
+    let mut created: Vec<String> = m.prewarm(&all).iter().map(ToString::to_string).collect();
+    created.sort();
+    assert_eq!(created, ["ns:warm", "shared"]);
+    assert!(m.is_pinned("ns:warm") && m.is_pinned("shared") && !m.is_pinned("ns:other"));
+    assert!(m.wait_prewarmed(LONG).await);
+    assert!(m.prewarm(&all).is_empty(), "created once");
+    assert!(
+        m.prewarm(&[Namespace::new("other").unwrap()]).is_empty(),
+        "not a pre-warmed tenant"
+    );
+
+    // The tenant's first call finds its process live: warm.
+    let first = m.get_or_create_process(&key("warm", "default")).await.unwrap();
+    assert!(!first.cold);
+    assert_eq!(first.process_id.as_str(), "ns:warm");
+
+    // Past the idle timeout only the unpinned process goes.
+    let other = m.get_or_create_process(&key("other", "s")).await.unwrap();
+    let mut watch = m.watch("ns:other").unwrap();
+    watch
+        .wait_for_timeout(|s| s.state.is_terminated(), LONG)
+        .await
+        .expect("the unpinned process is reaped");
+    assert!(!other.handle.is_live());
+    assert!(first.handle.is_live(), "a pre-warmed process is never idle");
+
+    // At max_processes, room comes from unpinned processes only.
+    m.get_or_create_process(&key("b", "s")).await.unwrap();
+    let err = m.get_or_create_process(&key("c", "s")).await;
+    assert!(err.is_ok(), "b made room: {err:?}");
+    let err = m.get_or_create_process(&key("d", "s")).await;
+    assert!(err.is_ok(), "c made room: {err:?}");
+    let mut ids: Vec<String> = m
+        .list_processes()
+        .iter()
+        .map(|p| p.assignment.process_id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["ns:d", "ns:warm", "shared"]);
+    assert!(first.handle.is_live());
+}

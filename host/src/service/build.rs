@@ -100,6 +100,7 @@ pub fn isolation_settings(config: &Config) -> IsolationSettings {
         max_processes: config.isolation.max_processes as usize,
         start_timeout: config.isolation.start_timeout,
         session_scope: config.isolation.session_scope,
+        prewarm: config.pool.prewarm.clone(),
     }
 }
 

@@ -231,7 +231,22 @@ impl Service {
         }
         supervisor.start(specs, Some(warmup));
         let syncer = WorkerSyncer::new(Arc::clone(&supervisor), settings.on_exit);
+        // A pre-warmed tenant's worker is confined to its data directory at
+        // assignment, as on a call: the directory is made first. A tenant
+        // whose directory cannot be made is left to its first call, which
+        // reports why.
+        let mut prepared = Vec::new();
+        for namespace in &settings.isolation.prewarm {
+            let disk = settings.isolation.policy(namespace).disk;
+            match supervisor.prepare_namespace(namespace, disk).await {
+                Ok(()) => prepared.push(namespace.clone()),
+                Err(message) => {
+                    tracing::warn!(%namespace, "cannot pre-warm the tenant's process: its data directory: {message}");
+                }
+            }
+        }
         let manager = IsolationManager::new(settings.isolation, syncer, settings.procmgr);
+        manager.prewarm(&prepared);
         Ok(Arc::new(Self {
             manager,
             supervisor,
@@ -509,6 +524,12 @@ impl Service {
     /// `timeout`).
     pub async fn wait_pool_filled(&self, timeout: Duration) -> bool {
         self.supervisor.wait_pool_filled(timeout).await
+    }
+
+    /// Waits until the pre-warmed tenants' processes are live (or
+    /// `timeout`).
+    pub async fn wait_prewarmed(&self, timeout: Duration) -> bool {
+        self.manager.wait_prewarmed(timeout).await
     }
 
     /// Terminates every process (termination hooks run, workers get their

@@ -104,6 +104,7 @@ impl Host {
                 max_processes: options.max_processes,
                 start_timeout: Duration::from_secs(20),
                 session_scope: options.session_scope,
+                prewarm: Default::default(),
                 tenants: options
                     .tenants
                     .into_iter()

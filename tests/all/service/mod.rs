@@ -9,6 +9,7 @@ mod lifecycle;
 mod logs;
 pub(crate) mod metrics;
 mod polyglot;
+mod prewarm;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -140,3 +140,72 @@ fn builtin_plugins_can_be_reconfigured_or_replaced() {
         PluginSource::File(file.dir.path().join("echo.wasm"))
     );
 }
+
+#[test]
+fn prewarm_lists_and_tenant_flags_resolve_to_one_set() {
+    let config = load(
+        r#"
+        [pool]
+        prewarm = ["acme", "initech"]
+        [tenants.globex]
+        prewarm = true
+        [tenants.initech]
+        level = "none"
+        prewarm = true
+        [tenants.quiet]
+        prewarm = false
+        "#,
+    )
+    .unwrap();
+    let names: Vec<&str> = config
+        .pool
+        .prewarm
+        .iter()
+        .map(crate::names::Namespace::as_str)
+        .collect();
+    assert_eq!(names, ["acme", "globex", "initech"]);
+    let settings = crate::service::isolation_settings(&config);
+    assert_eq!(settings.prewarm, config.pool.prewarm);
+    let rendered = config.to_toml();
+    assert!(
+        rendered.contains(r#"prewarm = ["acme", "globex", "initech"]"#),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn prewarm_refuses_sessions_bad_names_and_more_than_max_processes() {
+    let file = File::new("[tenants.s]\nlevel = \"session\"\nprewarm = true\n");
+    assert_invalid(
+        file.load(),
+        "tenants.s.prewarm",
+        &file_origin(&file),
+        &["level is session"],
+    );
+    let file = File::new("[isolation]\nlevel = \"session\"\n[pool]\nprewarm = [\"acme\"]\n");
+    assert_invalid(
+        file.load(),
+        "pool.prewarm",
+        &file_origin(&file),
+        &["\"acme\"", "one per session"],
+    );
+    let file = File::new("[pool]\nprewarm = [\"bad name\"]\n");
+    assert_invalid(
+        file.load(),
+        "pool.prewarm",
+        &file_origin(&file),
+        &["not a valid namespace"],
+    );
+    // Two tenants at level none share one process: they count once.
+    let file = File::new(
+        "[isolation]\nmax_processes = 2\n[pool]\nwarm = 0\nprewarm = [\"a\", \"b\", \"c\"]\n[tenants.b]\nlevel = \"none\"\n[tenants.c]\nlevel = \"none\"\n",
+    );
+    assert!(file.load().is_ok());
+    let file = File::new("[isolation]\nmax_processes = 2\n[pool]\nwarm = 0\nprewarm = [\"a\", \"b\", \"c\"]\n");
+    assert_invalid(
+        file.load(),
+        "pool.prewarm",
+        &file_origin(&file),
+        &["3 processes", "(2)"],
+    );
+}
