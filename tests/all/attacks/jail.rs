@@ -491,6 +491,21 @@ fn a_tampered_artifact_is_never_run_by_a_worker_or_loaded_by_the_host() {
     let dir = scratch();
     let server = Server::start(&config(dir.path(), ""), &[]);
     assert_eq!(server.invoke("first", "echo", "before").text(), "before");
+    // The pool's refill after `first` is ready before the change: otherwise
+    // a worker could read the old bytes while starting, become ready after
+    // the change, and serve `third` below.
+    let started = std::time::Instant::now();
+    let idle = || {
+        let metrics = crate::service::metrics::scrape(&server);
+        crate::service::metrics::get(&metrics, "bulkhead_workers{state=idle}")
+    };
+    while idle() < 1.0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the warm pool never refilled"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     // Every artifact changed on disk, as by someone with the host's rights.
     let data = dir.path().join("data");
     let found = artifacts(&data);
