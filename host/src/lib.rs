@@ -45,6 +45,7 @@ pub mod local;
 pub(crate) mod metrics;
 pub mod names;
 pub mod procmgr;
+pub mod reporter;
 pub mod sandbox;
 pub mod service;
 pub mod supervisor;

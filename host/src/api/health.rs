@@ -3,7 +3,10 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::procmgr::Health;
+use crate::procmgr::{Health, ProcessHealth, ProcessState};
+
+/// The first lines of every text report.
+pub(crate) const REPORT_HEADER: &str = "=== Isolation Health Report ===\n";
 
 /// `5m23s`, `1h2m3s`, `45s`: whole seconds, like the memo's report.
 pub(crate) fn format_uptime(d: Duration) -> String {
@@ -27,6 +30,32 @@ pub(crate) fn format_time(t: SystemTime) -> String {
         rest / 60 % 60,
         rest % 60
     )
+}
+
+/// The inverse of [`format_time`]: `2025-10-15 08:30:00` (UTC).
+pub(crate) fn parse_time(text: &str) -> Option<SystemTime> {
+    let (date, time) = text.split_once(' ')?;
+    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
+    let (y, mo, d) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let mut time = time.splitn(3, ':').map(str::parse::<u64>);
+    let (h, mi, s) = (time.next()?.ok()?, time.next()?.ok()?, time.next()?.ok()?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let days = u64::try_from(days_from_civil(y, mo as u32, d as u32)).ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + mi * 60 + s))
+}
+
+/// (year, month, day), proleptic Gregorian, to days since 1970-01-01 (the
+/// inverse of [`civil_from_days`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -70,12 +99,66 @@ pub(crate) fn health_json(health: &Health) -> serde_json::Value {
     })
 }
 
+/// The inverse of [`health_json`]: a host's `GET /v1/health` read back
+/// (fields the contract adds beside these are passed by).
+pub(crate) fn health_from_json(json: &serde_json::Value) -> Result<Health, String> {
+    let count = |field: &str| {
+        json[field]
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| format!("no {field} count"))
+    };
+    let mut processes = std::collections::BTreeMap::new();
+    for (id, p) in json["processes"].as_object().ok_or("no processes object")? {
+        let state = p["state"].as_str().unwrap_or_default();
+        let state = ProcessState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == state)
+            .ok_or_else(|| format!("process {id}: unknown state {state:?}"))?;
+        let number = |field: &str| p[field].as_u64().ok_or_else(|| format!("process {id}: no {field}"));
+        let last_sync = match &p["last_sync"] {
+            serde_json::Value::Null => None,
+            value => Some(
+                value
+                    .as_str()
+                    .and_then(parse_time)
+                    .ok_or_else(|| format!("process {id}: last_sync {value} is not a time"))?,
+            ),
+        };
+        let health = ProcessHealth {
+            state,
+            healthy: p["healthy"]
+                .as_bool()
+                .ok_or_else(|| format!("process {id}: no healthy"))?,
+            uptime: Duration::from_secs(number("uptime_seconds")?),
+            last_sync,
+            error_count: u32::try_from(number("error_count")?).map_err(|e| e.to_string())?,
+            restart_count: u32::try_from(number("restart_count")?).map_err(|e| e.to_string())?,
+        };
+        processes.insert(id.as_str().into(), health);
+    }
+    Ok(Health {
+        total_processes: count("total_processes")?,
+        running_processes: count("running_processes")?,
+        terminating_processes: count("terminating_processes")?,
+        failed_processes: count("failed_processes")?,
+        work_queue_depth: count("work_queue_depth")?,
+        processes,
+    })
+}
+
 /// The text report of `GET /v1/health/report` and `bulkhead health`.
 pub(crate) fn health_report(backend: &str, health: &Health) -> String {
-    let mut out = String::new();
+    let mut out = String::from(REPORT_HEADER);
+    backend_section(&mut out, backend, health);
+    out
+}
+
+/// One backend's section of a report: its counts and its processes.
+pub(crate) fn backend_section(out: &mut String, backend: &str, health: &Health) {
     let _ = write!(
         out,
-        "=== Isolation Health Report ===\n\nBackend: {backend}\n  Total Processes: {}\n  Running: {}\n  \
+        "\nBackend: {backend}\n  Total Processes: {}\n  Running: {}\n  \
          Terminating: {}\n  Failed: {}\n  Work Queue Depth: {}\n",
         health.total_processes,
         health.running_processes,
@@ -96,7 +179,6 @@ pub(crate) fn health_report(backend: &str, health: &Health) -> String {
             p.restart_count
         );
     }
-    out
 }
 
 #[cfg(test)]
@@ -173,5 +255,23 @@ Backend: bulkhead
     Restarts: 0
 ";
         assert_eq!(health_report("bulkhead", &health), expected);
+        assert_eq!(health_from_json(&health_json(&health)), Ok(health));
+    }
+
+    #[test]
+    fn times_parse_back_and_nonsense_does_not() {
+        for secs in [0, 951_782_400, 1_760_517_000, 4_102_444_799] {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(parse_time(&format_time(t)), Some(t), "{secs}");
+        }
+        for bad in [
+            "",
+            "2025-10-15",
+            "2025-13-01 00:00:00",
+            "2025-10-15 24:00:00",
+            "x-y-z a:b:c",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad:?}");
+        }
     }
 }

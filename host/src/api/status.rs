@@ -20,7 +20,10 @@ pub(super) async fn health(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authenticate(&state.tokens, &headers)?.require_admin("read the health of every process")?;
     let mut json = health_json(&state.service.health());
-    // Addition to the contract: the workers' OS sandbox, layer by layer.
+    // Additions to the contract: the name the text report gives the host
+    // (`server.name`), so that a report over several hosts can too; the
+    // workers' OS sandbox, layer by layer.
+    json["backend"] = state.config.server.name.clone().into();
     json["sandbox"] = match state.service.sandbox_report() {
         Some(report) => serde_json::json!({
             "mode": report.mode,

@@ -55,6 +55,11 @@ pub enum CliError {
     /// The output could not be written.
     #[error("cannot write output: {0}")]
     Output(io::Error),
+
+    /// A report over several hosts was printed, but some could not be
+    /// asked (the report says why for each).
+    #[error("{down} of {of} backends could not be asked for their health (the report says why)")]
+    BackendsDown { down: usize, of: usize },
 }
 
 impl CliError {
@@ -63,7 +68,9 @@ impl CliError {
         match self {
             Self::Server(_) | Self::Protocol { .. } => EXIT_SERVER,
             Self::Usage(_) => EXIT_USAGE,
-            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Interrupted { .. } => EXIT_TRANSPORT,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Interrupted { .. } | Self::BackendsDown { .. } => {
+                EXIT_TRANSPORT
+            }
             Self::ReadInput { .. } | Self::Output(_) => EXIT_LOCAL,
         }
     }

@@ -8,7 +8,7 @@ use super::state::{Entry, UNHEALTHY_ERRORS};
 use super::types::{ProcessId, ProcessState};
 
 /// Health of the whole manager.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
     /// Every process not yet purged (Finished ones included).
     pub total_processes: usize,

@@ -10,6 +10,7 @@ mod logs;
 pub(crate) mod metrics;
 mod polyglot;
 mod prewarm;
+mod reporter;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -160,9 +160,12 @@ fn health_prints_the_text_report_as_is() {
     let report = "=== Isolation Health Report ===\n\nBackend: bulkhead\n  Total Processes: 0\n";
     let server = FakeServer::start(vec![Canned::new(200, report)]);
     let mut out = Vec::new();
+    let args = args_for(&server);
     HealthCommand {
         json: false,
-        client: args_for(&server),
+        url: vec![args.url],
+        token: args.token,
+        timeout: args.timeout,
     }
     .execute_to(&mut out)
     .expect("health succeeds");
@@ -180,9 +183,12 @@ fn health_json_prints_the_json_of_v1_health() {
     let json = r#"{"total_processes":0,"processes":{}}"#;
     let server = FakeServer::start(vec![Canned::new(200, json)]);
     let mut out = Vec::new();
+    let args = args_for(&server);
     HealthCommand {
         json: true,
-        client: args_for(&server),
+        url: vec![args.url],
+        token: args.token,
+        timeout: args.timeout,
     }
     .execute_to(&mut out)
     .expect("health succeeds");
