@@ -5,7 +5,9 @@
 //! with `Component::deserialize_file` instead of compiling again. Artifacts
 //! are native code that is loaded without validation, so the directory is
 //! writable by the host's user only (0700); entries are written to a
-//! temporary name and renamed, so a reader never sees a partial file. Beside
+//! temporary name and linked (or renamed) into place, so a reader never sees
+//! a partial file, and an artifact already in place with the same bytes is
+//! kept rather than swapped for a copy. Beside
 //! each artifact `<sha>.cwasm` the cache keeps `<sha>.sha256`, the digest of
 //! the artifact itself: an entry is used again only when the artifact still
 //! has that digest, so a damaged or replaced file is compiled again rather
@@ -106,7 +108,9 @@ impl CompileCache {
                             std::fs::rename(&tmp, path)
                         }
                     }
-                    Err(e) => Err(e),
+                    // A filesystem without hard links: a plain rename, as
+                    // before.
+                    Err(_) => std::fs::rename(&tmp, path),
                 },
             });
         if written.is_err() {
