@@ -84,15 +84,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if warm || prewarm {
         let state = Arc::clone(&state);
         tokio::spawn(async move {
-            // Readiness waits for the pool and the pre-warmed tenants'
-            // processes; one that cannot start (workers failing) keeps
-            // /readyz at 503 and logs why.
+            // Readiness waits for the pool and for the pre-warmed tenants'
+            // processes to settle; a pool that cannot fill (workers failing
+            // to start) keeps /readyz at 503 and logs why, a pre-warmed
+            // process that fails to start is logged and not waited for.
             while warm && !state.service.wait_pool_filled(start_timeout * 4).await {
                 tracing::warn!("the warm pool is still not filled");
             }
-            while !state.service.wait_prewarmed(start_timeout * 4).await {
-                tracing::warn!("a pre-warmed tenant's process is still not live");
-            }
+            while !state.service.wait_prewarmed(start_timeout * 4).await {}
             state.ready.store(true, Ordering::Relaxed);
         });
     }

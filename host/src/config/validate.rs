@@ -565,9 +565,12 @@ impl Check<'_> {
             });
             prewarm.insert(namespace);
         }
-        if processes.len() > isolation.max_processes as usize {
+        // Pinned processes are never evicted: at least one slot stays for
+        // every other tenant.
+        if processes.len() >= isolation.max_processes as usize {
             let message = format!(
-                "pre-warms {} processes, more than isolation.max_processes ({})",
+                "pre-warms {} processes, leaving no room under isolation.max_processes ({}) for other tenants' \
+                 processes",
                 processes.len(),
                 isolation.max_processes
             );

@@ -174,18 +174,35 @@ impl<S: ProcessSyncer<Config = Assignment>> IsolationManager<S> {
         created
     }
 
-    /// Waits until every pre-warmed process is live (or `timeout`); `false`
-    /// when one is not.
+    /// Waits until every pre-warmed process has settled (or `timeout`):
+    /// live, or its start failed (logged with why; procmgr retries it, and
+    /// one tenant's failing worker must not keep the host unready). `false`
+    /// when one is still starting.
     pub async fn wait_prewarmed(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         for id in &self.pinned {
-            // Gone: an operator terminated it; the tenant's next call makes it.
+            // Gone (an operator terminated it; the tenant's next call makes
+            // it) or never created (its data directory could not be made).
             let Some(mut watch) = self.procmgr.subscribe(id.as_str()) else {
                 continue;
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            if watch.wait_for_timeout(|s| live(s).is_some(), left).await.is_err() {
-                return false;
+            let settled = watch
+                .wait_for_timeout(
+                    |s| live(s).is_some() || s.error_count > 0 || s.state.is_terminating(),
+                    left,
+                )
+                .await;
+            match settled {
+                Ok(status) if live(&status).is_none() => {
+                    let why = status.last_error.as_deref().unwrap_or("it was terminated");
+                    tracing::warn!(process_id = %id, "a pre-warmed process did not start: {why}");
+                }
+                Ok(_) | Err(ProcmgrError::ProcessGone { .. }) => {}
+                Err(_) => {
+                    tracing::warn!(process_id = %id, "a pre-warmed process is still starting");
+                    return false;
+                }
             }
         }
         true

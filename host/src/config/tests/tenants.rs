@@ -198,14 +198,14 @@ fn prewarm_refuses_sessions_bad_names_and_more_than_max_processes() {
     );
     // Two tenants at level none share one process: they count once.
     let file = File::new(
-        "[isolation]\nmax_processes = 2\n[pool]\nwarm = 0\nprewarm = [\"a\", \"b\", \"c\"]\n[tenants.b]\nlevel = \"none\"\n[tenants.c]\nlevel = \"none\"\n",
+        "[isolation]\nmax_processes = 3\n[pool]\nwarm = 0\nprewarm = [\"a\", \"b\", \"c\"]\n[tenants.b]\nlevel = \"none\"\n[tenants.c]\nlevel = \"none\"\n",
     );
     assert!(file.load().is_ok());
-    let file = File::new("[isolation]\nmax_processes = 2\n[pool]\nwarm = 0\nprewarm = [\"a\", \"b\", \"c\"]\n");
+    let file = File::new("[isolation]\nmax_processes = 3\n[pool]\nwarm = 0\nprewarm = [\"a\", \"b\", \"c\"]\n");
     assert_invalid(
         file.load(),
         "pool.prewarm",
         &file_origin(&file),
-        &["3 processes", "(2)"],
+        &["3 processes", "(3)", "no room"],
     );
 }
