@@ -65,8 +65,17 @@ impl HealthSource for RemoteHost {
         let text = Client::new(&args).get_text("/v1/health").map_err(|e| e.to_string())?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}/v1/health is not JSON: {e}", self.url))?;
-        let health = health_from_json(&json).map_err(|e| format!("{}/v1/health: {e}", self.url))?;
-        let name = json["backend"].as_str().map(str::to_owned);
+        let health =
+            health_from_json(&json).map_err(|e| format!("{}/v1/health: {}", self.url, crate::cli::one_line(&e)))?;
+        // What a host says is printed: one line each, no control characters,
+        // so that no host can forge another's section.
+        let name = json["backend"].as_str().map(crate::cli::one_line);
+        let processes = health
+            .processes
+            .into_iter()
+            .map(|(id, p)| (crate::cli::one_line(id.as_str()).as_str().into(), p))
+            .collect();
+        let health = Health { processes, ..health };
         Ok(Snapshot { name, health })
     }
 }
@@ -150,9 +159,9 @@ impl HealthReporter {
         }
         drop(tx);
         let mut results: Vec<Option<(Result<Snapshot, String>, Duration)>> = vec![None; self.backends.len()];
-        // The sources give up at the timeout; a little slack for the last
-        // bytes of an answer.
-        let deadline = started + self.timeout + Duration::from_millis(500);
+        // The sources give up at the timeout; slack for the last bytes of an
+        // answer and for a busy machine's scheduling.
+        let deadline = started + self.timeout + Duration::from_secs(2);
         while results.iter().any(Option::is_none) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -194,11 +203,11 @@ pub fn render_report(backends: &[BackendHealth]) -> String {
             Ok(snapshot) => {
                 backend_section(&mut out, name, &snapshot.health);
                 let h = &snapshot.health;
-                totals.total_processes += h.total_processes;
-                totals.running_processes += h.running_processes;
-                totals.terminating_processes += h.terminating_processes;
-                totals.failed_processes += h.failed_processes;
-                totals.work_queue_depth += h.work_queue_depth;
+                totals.total_processes = totals.total_processes.saturating_add(h.total_processes);
+                totals.running_processes = totals.running_processes.saturating_add(h.running_processes);
+                totals.terminating_processes = totals.terminating_processes.saturating_add(h.terminating_processes);
+                totals.failed_processes = totals.failed_processes.saturating_add(h.failed_processes);
+                totals.work_queue_depth = totals.work_queue_depth.saturating_add(h.work_queue_depth);
             }
             Err(why) => {
                 let _ = write!(out, "\nBackend: {name}\n  Unreachable: {why}\n");
@@ -248,7 +257,7 @@ pub fn render_json(backends: &[BackendHealth]) -> serde_json::Value {
             .iter()
             .filter_map(|b| b.result.as_ref().ok())
             .map(|s| field(&s.health))
-            .sum()
+            .fold(0, usize::saturating_add)
     };
     let down = backends.iter().filter(|b| b.result.is_err()).count();
     serde_json::json!({

@@ -32,18 +32,20 @@ pub(crate) fn format_time(t: SystemTime) -> String {
     )
 }
 
-/// The inverse of [`format_time`]: `2025-10-15 08:30:00` (UTC).
+/// The inverse of [`format_time`]: `2025-10-15 08:30:00` (UTC), years 1970
+/// to 9999; a date that does not exist (`2025-02-31`) is none.
 pub(crate) fn parse_time(text: &str) -> Option<SystemTime> {
     let (date, time) = text.split_once(' ')?;
     let mut date = date.splitn(3, '-').map(str::parse::<i64>);
     let (y, mo, d) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
     let mut time = time.splitn(3, ':').map(str::parse::<u64>);
     let (h, mi, s) = (time.next()?.ok()?, time.next()?.ok()?, time.next()?.ok()?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let days = u64::try_from(days_from_civil(y, mo as u32, d as u32)).ok()?;
-    Some(UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + mi * 60 + s))
+    let time = UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + mi * 60 + s);
+    (format_time(time) == text).then_some(time)
 }
 
 /// (year, month, day), proleptic Gregorian, to days since 1970-01-01 (the
@@ -270,6 +272,11 @@ Backend: bulkhead
             "2025-13-01 00:00:00",
             "2025-10-15 24:00:00",
             "x-y-z a:b:c",
+            "2025-02-31 00:00:00",
+            "1969-12-31 23:59:59",
+            "300000000000-01-01 00:00:00",
+            "-9223372036854775808-01-01 00:00:00",
+            "2025-1-5 0:0:0",
         ] {
             assert_eq!(parse_time(bad), None, "{bad:?}");
         }

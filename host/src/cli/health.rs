@@ -29,7 +29,7 @@ pub struct HealthCommand {
 
     /// Seconds the report may take; over several hosts, each is given up on
     /// after this long.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 }
 

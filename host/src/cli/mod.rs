@@ -48,6 +48,7 @@ pub use self::bench::{BenchCommand, ColdStartCommand, MemoryCommand, Row as Benc
 pub use self::client::{BaseUrl, Client};
 pub use self::config_check::{ConfigCheckCommand, ConfigCommand};
 pub use self::deploy::DeployCommand;
+pub(crate) use self::error::one_line;
 pub use self::error::{CliError, EXIT_LOCAL, EXIT_SERVER, EXIT_TRANSPORT, EXIT_USAGE, ServerError};
 pub use self::health::HealthCommand;
 pub use self::invoke::InvokeCommand;

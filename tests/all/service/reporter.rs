@@ -80,8 +80,11 @@ fn health_over_several_hosts_has_a_section_each_and_names_the_unreachable_within
         urls[2], urls[2]
     );
     assert!(report.contains(&stopped), "{report}");
+    // The client gives up on it at 3 s; on a busy machine the reporter's
+    // own deadline (2 s later) may come first.
     let hung = format!("\nBackend: {silent_url}\n  Unreachable: bulkhead at {silent_url} did not answer within 3 s");
-    assert!(report.contains(&hung), "{report}");
+    let given_up = format!("\nBackend: {silent_url}\n  Unreachable: no answer within 3s");
+    assert!(report.contains(&hung) || report.contains(&given_up), "{report}");
     assert!(
         report.contains("\nTotals: 4 backends, 2 reachable, 2 unreachable\n  Total Processes: 2\n  Running: 2\n"),
         "{report}"
