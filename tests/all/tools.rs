@@ -207,6 +207,32 @@ impl Drop for Group {
     }
 }
 
+/// Runs `command` with its output captured and no stdin; `None` when it
+/// did not exit within `within` (it is killed then, by pid: the child has
+/// moved to the thread that waits for it).
+pub(crate) fn output_within(command: &mut Command, within: Duration) -> Option<std::process::Output> {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let pid = child.id();
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match wait.recv_timeout(within) {
+        Ok(out) => Some(out.unwrap()),
+        Err(_) => {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            None
+        }
+    }
+}
+
 /// A child process killed and reaped when dropped, even when a test fails.
 pub(crate) struct Reaped(pub(crate) std::process::Child);
 

@@ -568,34 +568,17 @@ fn strict_refuses_to_start_without_every_layer_and_names_the_missing_one() {
     )
     .unwrap();
     let unprivileged = |args: &[&str]| {
-        let child = Command::new("/usr/bin/setpriv")
+        let mut command = Command::new("/usr/bin/setpriv");
+        command
             .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_bulkhead"))
             .args(args)
             .arg("--config")
             .arg(&file)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Waited for on a thread, with a deadline: a host that started after
-        // all is killed (its pid, since the child moved to the thread).
-        let pid = child.id();
-        let (done, wait) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = done.send(child.wait_with_output());
-        });
-        let out = match wait.recv_timeout(std::time::Duration::from_secs(60)) {
-            Ok(out) => out.unwrap(),
-            Err(_) => {
-                if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
-                panic!("bulkhead {args:?} did not exit within 60 s under strict");
-            }
-        };
+            .current_dir(dir.path());
+        // With a deadline: a host that started after all is killed.
+        let out = crate::tools::output_within(&mut command, std::time::Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("bulkhead {args:?} did not exit within 60 s under strict"));
         let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         (out.status, text)
     };

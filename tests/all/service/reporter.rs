@@ -5,35 +5,17 @@
 //! timeout, and the totals.
 
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use super::{BIN, Server, config, scratch};
 
 /// Runs `bulkhead ARGS`; fails the test if it takes more than `within`.
 fn bulkhead_within(args: &[&str], within: Duration) -> (Output, Duration) {
-    let child = Command::new(BIN)
-        .args(args)
-        .env_remove("BULKHEAD_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
     let started = Instant::now();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(within) {
-        Ok(output) => (output.unwrap(), started.elapsed()),
-        Err(_) => {
-            crate::isolation::sigkill(pid);
-            panic!("bulkhead {args:?} did not finish within {within:?}");
-        }
-    }
+    let out = crate::tools::output_within(Command::new(BIN).args(args).env_remove("BULKHEAD_URL"), within)
+        .unwrap_or_else(|| panic!("bulkhead {args:?} did not finish within {within:?}"));
+    (out, started.elapsed())
 }
 
 #[test]
