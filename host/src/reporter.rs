@@ -65,17 +65,8 @@ impl HealthSource for RemoteHost {
         let text = Client::new(&args).get_text("/v1/health").map_err(|e| e.to_string())?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}/v1/health is not JSON: {e}", self.url))?;
-        let health =
-            health_from_json(&json).map_err(|e| format!("{}/v1/health: {}", self.url, crate::cli::one_line(&e)))?;
-        // What a host says is printed: one line each, no control characters,
-        // so that no host can forge another's section.
-        let name = json["backend"].as_str().map(crate::cli::one_line);
-        let processes = health
-            .processes
-            .into_iter()
-            .map(|(id, p)| (crate::cli::one_line(id.as_str()).as_str().into(), p))
-            .collect();
-        let health = Health { processes, ..health };
+        let health = health_from_json(&json).map_err(|e| format!("{}/v1/health: {e}", self.url))?;
+        let name = json["backend"].as_str().map(str::to_owned);
         Ok(Snapshot { name, health })
     }
 }
@@ -153,7 +144,7 @@ impl HealthReporter {
         for (i, (_, source)) in self.backends.iter().enumerate() {
             let (tx, source, timeout) = (tx.clone(), Arc::clone(source), self.timeout);
             std::thread::spawn(move || {
-                let result = source.snapshot(timeout);
+                let result = one_line(source.snapshot(timeout));
                 let _ = tx.send((i, result, started.elapsed()));
             });
         }
@@ -192,28 +183,54 @@ impl HealthReporter {
     }
 }
 
+/// What a backend said, as it may be printed: its name, process ids and
+/// error each on one line without control characters, so that no backend
+/// can forge another's section or the totals.
+fn one_line(result: Result<Snapshot, String>) -> Result<Snapshot, String> {
+    let Snapshot { name, health } = result.map_err(|why| crate::cli::one_line(&why))?;
+    let processes = health
+        .processes
+        .into_iter()
+        .map(|(id, p)| (crate::cli::one_line(id.as_str()).as_str().into(), p))
+        .collect();
+    Ok(Snapshot {
+        name: name.as_deref().map(crate::cli::one_line),
+        health: Health { processes, ..health },
+    })
+}
+
+/// The summed counts of the backends that answered (saturating: a host may
+/// say anything).
+fn totals(backends: &[BackendHealth]) -> Health {
+    let mut totals = Health::default();
+    for h in backends
+        .iter()
+        .filter_map(|b| b.result.as_ref().ok())
+        .map(|s| &s.health)
+    {
+        totals.total_processes = totals.total_processes.saturating_add(h.total_processes);
+        totals.running_processes = totals.running_processes.saturating_add(h.running_processes);
+        totals.terminating_processes = totals.terminating_processes.saturating_add(h.terminating_processes);
+        totals.failed_processes = totals.failed_processes.saturating_add(h.failed_processes);
+        totals.work_queue_depth = totals.work_queue_depth.saturating_add(h.work_queue_depth);
+    }
+    totals
+}
+
 /// The memo's report over several backends: a section per backend (an
 /// unreachable one says why), then the totals of those that answered.
 pub fn render_report(backends: &[BackendHealth]) -> String {
     let mut out = String::from(REPORT_HEADER);
     let names = section_names(backends);
-    let mut totals = Health::default();
     for (backend, name) in backends.iter().zip(&names) {
         match &backend.result {
-            Ok(snapshot) => {
-                backend_section(&mut out, name, &snapshot.health);
-                let h = &snapshot.health;
-                totals.total_processes = totals.total_processes.saturating_add(h.total_processes);
-                totals.running_processes = totals.running_processes.saturating_add(h.running_processes);
-                totals.terminating_processes = totals.terminating_processes.saturating_add(h.terminating_processes);
-                totals.failed_processes = totals.failed_processes.saturating_add(h.failed_processes);
-                totals.work_queue_depth = totals.work_queue_depth.saturating_add(h.work_queue_depth);
-            }
+            Ok(snapshot) => backend_section(&mut out, name, &snapshot.health),
             Err(why) => {
                 let _ = write!(out, "\nBackend: {name}\n  Unreachable: {why}\n");
             }
         }
     }
+    let totals = totals(backends);
     let down = backends.iter().filter(|b| b.result.is_err()).count();
     let _ = write!(
         out,
@@ -252,13 +269,7 @@ pub fn render_json(backends: &[BackendHealth]) -> serde_json::Value {
             })
         })
         .collect();
-    let sum = |field: fn(&Health) -> usize| -> usize {
-        backends
-            .iter()
-            .filter_map(|b| b.result.as_ref().ok())
-            .map(|s| field(&s.health))
-            .fold(0, usize::saturating_add)
-    };
+    let totals = totals(backends);
     let down = backends.iter().filter(|b| b.result.is_err()).count();
     serde_json::json!({
         "backends": entries,
@@ -266,11 +277,11 @@ pub fn render_json(backends: &[BackendHealth]) -> serde_json::Value {
             "backends": backends.len(),
             "reachable": backends.len() - down,
             "unreachable": down,
-            "total_processes": sum(|h| h.total_processes),
-            "running_processes": sum(|h| h.running_processes),
-            "terminating_processes": sum(|h| h.terminating_processes),
-            "failed_processes": sum(|h| h.failed_processes),
-            "work_queue_depth": sum(|h| h.work_queue_depth),
+            "total_processes": totals.total_processes,
+            "running_processes": totals.running_processes,
+            "terminating_processes": totals.terminating_processes,
+            "failed_processes": totals.failed_processes,
+            "work_queue_depth": totals.work_queue_depth,
         },
     })
 }
@@ -392,6 +403,49 @@ Totals: 3 backends, 2 reachable, 1 unreachable
                 .is_err_and(|why| why.contains("no answer within 0.2s"))
         );
         assert!(health[1].result.is_ok());
+    }
+
+    #[test]
+    fn a_hostile_backend_cannot_forge_sections_or_overflow_the_totals() {
+        let mut forged = Health {
+            total_processes: usize::MAX,
+            ..Health::default()
+        };
+        let fake = crate::procmgr::ProcessHealth {
+            state: crate::procmgr::ProcessState::Syncing,
+            healthy: true,
+            uptime: Duration::ZERO,
+            last_sync: None,
+            error_count: 0,
+            restart_count: 0,
+        };
+        forged.processes.insert("x:\n\nBackend: victim\n".into(), fake);
+        let mut reporter = HealthReporter::new(Duration::from_secs(5));
+        let canned = |answer| Canned {
+            answer,
+            delay: Duration::ZERO,
+        };
+        reporter.register(
+            "http://evil",
+            canned(Ok(Snapshot {
+                name: Some("evil\n\nBackend: victim\x1b[2J".into()),
+                health: forged,
+            })),
+        );
+        reporter.register("http://other", canned(healthy(None, 1)));
+        reporter.register("http://down", canned(Err("refused\nBackend: fake".into())));
+        let report = reporter.report();
+        assert!(!report.contains("\nBackend: victim"), "{report}");
+        assert!(!report.contains("\nBackend: fake"), "{report}");
+        assert!(!report.contains('\x1b'), "{report}");
+        assert!(report.contains("\nBackend: evil Backend: victim [2J\n"), "{report}");
+        assert!(
+            report.contains(&format!(
+                "\nTotals: 3 backends, 2 reachable, 1 unreachable\n  Total Processes: {}\n",
+                usize::MAX
+            )),
+            "{report}"
+        );
     }
 
     #[test]
