@@ -444,3 +444,25 @@ async fn prewarmed_processes_start_first_stay_warm_and_are_never_reaped_or_evict
     assert_eq!(ids, ["ns:d", "ns:warm", "shared"]);
     assert!(first.handle.is_live());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_prewarmed_process_that_fails_to_start_does_not_hold_up_readiness() {
+    let m = manager_with(IsolationSettings {
+        prewarm: ["broken", "fine"]
+            .iter()
+            .map(|ns| Namespace::new(*ns).unwrap())
+            .collect(),
+        ..settings(IsolationLevel::Namespace)
+    });
+    syncer(&m).script_sync(
+        "ns:broken",
+        Step::err(ProcmgrError::hook("spawning the worker: no such file")).after(Duration::from_millis(20)),
+    );
+    let all: Vec<Namespace> = m.settings().prewarm.iter().cloned().collect();
+    assert_eq!(m.prewarm(&all).len(), 2);
+    // Settled: fine is live, broken failed its start (procmgr retries it).
+    assert!(m.wait_prewarmed(Duration::from_secs(5)).await);
+    let fine = m.get_or_create_process(&key("fine", "default")).await.unwrap();
+    assert!(!fine.cold);
+    assert!(m.get_process("ns:broken").is_some(), "still pinned, being retried");
+}
